@@ -1,0 +1,208 @@
+//! The server's configuration: one typed struct, filled by the Python side (`python/ferrule/
+//! config.py`, the single source of truth for option names, defaults and help) and handed to
+//! Rust as JSON. Unknown keys are an error, so the two sides cannot drift silently.
+//!
+//! Every limit is a named constant here with its documented default.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default application threads per process. See docs/architecture.md ("Threads") for why.
+pub const DEFAULT_THREADS: usize = 4;
+/// Default bound on a request body read completely before the app is called (1 MiB).
+/// Larger bodies stream to the app while it reads.
+pub const DEFAULT_MAX_BUFFERED_BODY: usize = 1024 * 1024;
+/// Default maximum request-line length in bytes (gunicorn `--limit-request-line`: 4094). → 414.
+pub const DEFAULT_LIMIT_REQUEST_LINE: usize = 8190;
+/// Default maximum number of header fields (gunicorn `--limit-request-fields`: 100). → 431.
+pub const DEFAULT_LIMIT_REQUEST_FIELDS: usize = 100;
+/// Default maximum size of one header field line in bytes (gunicorn `--limit-request-field_size`). → 431.
+pub const DEFAULT_LIMIT_REQUEST_FIELD_SIZE: usize = 8190;
+/// Default maximum size of the whole request head (request line + headers) in bytes. → 431.
+pub const DEFAULT_LIMIT_REQUEST_HEAD: usize = 64 * 1024;
+/// Default maximum request body in bytes (1 GiB); 0 = unlimited. → 413.
+pub const DEFAULT_LIMIT_REQUEST_BODY: u64 = 1024 * 1024 * 1024;
+/// Default idle time allowed between keep-alive requests, in seconds (gunicorn `--keep-alive`: 2;
+/// ours is longer because an idle connection costs us no thread).
+pub const DEFAULT_KEEPALIVE_SECS: f64 = 5.0;
+/// Default time allowed to receive a complete request head, in seconds (slowloris bound).
+pub const DEFAULT_HEADER_TIMEOUT_SECS: f64 = 30.0;
+/// Default time allowed between two reads of a request body making progress, in seconds.
+pub const DEFAULT_BODY_TIMEOUT_SECS: f64 = 30.0;
+/// Default time allowed for one write to the client to make progress, in seconds.
+pub const DEFAULT_WRITE_TIMEOUT_SECS: f64 = 30.0;
+/// Default time in-flight requests get to finish on shutdown, in seconds (gunicorn: 30).
+pub const DEFAULT_GRACEFUL_TIMEOUT_SECS: f64 = 30.0;
+/// Default listen backlog (gunicorn: 2048).
+pub const DEFAULT_BACKLOG: u32 = 2048;
+
+/// Error log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+/// The whole configuration of one serving process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Addresses to listen on, `HOST:PORT` or `[V6]:PORT`. Port 0 picks a free port; the bound
+    /// address is logged as `Listening at: http://HOST:PORT (PID)`.
+    pub bind: Vec<String>,
+    /// Application threads in this process.
+    pub threads: usize,
+    /// Listen backlog.
+    pub backlog: u32,
+    /// Bodies up to this size are read completely before the app runs; larger ones stream.
+    pub max_buffered_body: usize,
+    pub limit_request_line: usize,
+    pub limit_request_fields: usize,
+    pub limit_request_field_size: usize,
+    pub limit_request_head: usize,
+    /// 0 = unlimited.
+    pub limit_request_body: u64,
+    pub keepalive_timeout: f64,
+    pub header_timeout: f64,
+    pub body_timeout: f64,
+    pub write_timeout: f64,
+    pub graceful_timeout: f64,
+    pub log_level: LogLevel,
+    /// Access log destination: `None` = off, `"-"` = stdout, else a file path (appended).
+    pub access_log: Option<String>,
+    /// Error log destination: `"-"` = stderr, else a file path (appended).
+    pub error_log: String,
+    /// Value of the `Server` response header; empty = send none.
+    pub server_header: String,
+    /// Reported as `wsgi.multiprocess`.
+    pub multiprocess: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: vec!["127.0.0.1:8000".to_owned()],
+            threads: DEFAULT_THREADS,
+            backlog: DEFAULT_BACKLOG,
+            max_buffered_body: DEFAULT_MAX_BUFFERED_BODY,
+            limit_request_line: DEFAULT_LIMIT_REQUEST_LINE,
+            limit_request_fields: DEFAULT_LIMIT_REQUEST_FIELDS,
+            limit_request_field_size: DEFAULT_LIMIT_REQUEST_FIELD_SIZE,
+            limit_request_head: DEFAULT_LIMIT_REQUEST_HEAD,
+            limit_request_body: DEFAULT_LIMIT_REQUEST_BODY,
+            keepalive_timeout: DEFAULT_KEEPALIVE_SECS,
+            header_timeout: DEFAULT_HEADER_TIMEOUT_SECS,
+            body_timeout: DEFAULT_BODY_TIMEOUT_SECS,
+            write_timeout: DEFAULT_WRITE_TIMEOUT_SECS,
+            graceful_timeout: DEFAULT_GRACEFUL_TIMEOUT_SECS,
+            log_level: LogLevel::Info,
+            access_log: None,
+            error_log: "-".to_owned(),
+            server_header: "ferrule".to_owned(),
+            multiprocess: false,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the setting it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid setting {}: {}", self.setting, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ServerConfig {
+    /// Parses the JSON the Python side sends, then checks value ranges.
+    pub fn from_json(text: &str) -> Result<ServerConfig, ConfigError> {
+        let config: ServerConfig = serde_json::from_str(text).map_err(|e| ConfigError {
+            setting: "config",
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |setting, message: &str| {
+            Err(ConfigError { setting, message: message.to_owned() })
+        };
+        if self.bind.is_empty() {
+            return err("bind", "at least one address is needed");
+        }
+        if self.threads == 0 {
+            return err("threads", "must be at least 1");
+        }
+        for (name, secs) in [
+            ("keepalive_timeout", self.keepalive_timeout),
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+            ("write_timeout", self.write_timeout),
+            ("graceful_timeout", self.graceful_timeout),
+        ] {
+            if !(secs.is_finite() && secs >= 0.0) {
+                return err(name, "must be a non-negative number of seconds");
+            }
+        }
+        if self.limit_request_line < 16 {
+            return err("limit_request_line", "must be at least 16 bytes");
+        }
+        if self.limit_request_field_size < 16 {
+            return err("limit_request_field_size", "must be at least 16 bytes");
+        }
+        Ok(())
+    }
+
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs_f64(self.keepalive_timeout)
+    }
+    pub fn header_read(&self) -> Duration {
+        Duration::from_secs_f64(self.header_timeout)
+    }
+    pub fn body_read(&self) -> Duration {
+        Duration::from_secs_f64(self.body_timeout)
+    }
+    pub fn write(&self) -> Duration {
+        Duration::from_secs_f64(self.write_timeout)
+    }
+    pub fn graceful(&self) -> Duration {
+        Duration::from_secs_f64(self.graceful_timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_json_gives_defaults() {
+        let c = ServerConfig::from_json("{}").unwrap();
+        assert_eq!(c.threads, DEFAULT_THREADS);
+        assert_eq!(c.max_buffered_body, DEFAULT_MAX_BUFFERED_BODY);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let e = ServerConfig::from_json(r#"{"thread": 3}"#).unwrap_err();
+        assert!(e.message.contains("thread"), "{e}");
+    }
+
+    #[test]
+    fn zero_threads_is_an_error() {
+        let e = ServerConfig::from_json(r#"{"threads": 0}"#).unwrap_err();
+        assert_eq!(e.setting, "threads");
+    }
+}

@@ -1,0 +1,270 @@
+//! The hand-off between the I/O side (tokio threads, never the GIL) and the application threads.
+//!
+//! A connection task parses a request, reads its body (fully, up to
+//! [`crate::config::ServerConfig::max_buffered_body`]; past that the body streams), and pushes a
+//! [`Job`] into the [`JobQueue`]. An application thread takes the job with
+//! [`JobReceiver::recv`] (blocking; the Python side calls it with the GIL released), runs the app,
+//! and sends the response back as [`ResponsePart`]s through the job's [`Responder`]. The
+//! connection task writes them while the application thread moves on; the channel is bounded
+//! ([`RESPONSE_CHANNEL_PARTS`]), so a slow reader pushes back on the app instead of growing memory.
+//!
+//! Nothing here takes the GIL or knows about Python: the binding crate (`ferrule-py`) builds the
+//! environ from [`Request`] and turns the app's answer into [`ResponsePart`]s.
+
+use std::fs::File;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::http1::RequestHead;
+
+/// How many response parts may wait between an application thread and its connection before the
+/// application thread blocks in [`Responder::send`]. Default 16: with typical 1-64 KiB chunks that
+/// bounds the buffered response to about 1 MiB per in-flight request.
+pub const RESPONSE_CHANNEL_PARTS: usize = 16;
+
+/// How many body chunks may wait between a connection task and an application thread reading a
+/// streamed request body (each chunk is at most one socket read, 64 KiB).
+pub const BODY_CHANNEL_CHUNKS: usize = 8;
+
+/// Where a request came from and which listener took it.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client's address (`REMOTE_ADDR`/`REMOTE_PORT`).
+    pub peer: SocketAddr,
+    /// The local address the connection was accepted on (`SERVER_NAME` fallback, `SERVER_PORT`).
+    pub local: SocketAddr,
+    /// `"http"` or `"https"` (`wsgi.url_scheme`).
+    pub scheme: &'static str,
+}
+
+/// A request ready for the application.
+#[derive(Debug)]
+pub struct Request {
+    /// The parsed head; its byte slices point into the connection's read buffer (zero-copy).
+    pub head: RequestHead,
+    pub body: RequestBody,
+    pub conn: ConnInfo,
+}
+
+/// The request body as the application will read it through `wsgi.input`.
+#[derive(Debug)]
+pub enum RequestBody {
+    /// No body (no Content-Length, or `Content-Length: 0`).
+    Empty,
+    /// The whole body, read before the application was called (de-chunked when it was chunked).
+    Full(Bytes),
+    /// A body larger than `max_buffered_body`: chunks arrive while the application reads.
+    Stream(BodyStream),
+}
+
+/// Why a streamed body could not be read to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// The client closed the connection or the read timed out before the body was complete.
+    Incomplete,
+    /// The body broke the framing rules or a limit (the connection answers with this status).
+    Invalid { status: u16, reason: &'static str },
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Incomplete => f.write_str("request body incomplete: the client went away"),
+            BodyError::Invalid { status, reason } => {
+                write!(f, "request body rejected ({status}): {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// The receiving end of a streamed request body. Owned by the application thread.
+#[derive(Debug)]
+pub struct BodyStream {
+    pub(crate) rx: tokio::sync::mpsc::Receiver<Result<Bytes, BodyError>>,
+    /// Bytes still expected when the length is known (Content-Length), `None` for chunked.
+    pub remaining_hint: Option<u64>,
+}
+
+impl BodyStream {
+    /// Builds a stream and the sender the connection task feeds it with.
+    pub fn channel(
+        remaining_hint: Option<u64>,
+    ) -> (tokio::sync::mpsc::Sender<Result<Bytes, BodyError>>, BodyStream) {
+        let (tx, rx) = tokio::sync::mpsc::channel(BODY_CHANNEL_CHUNKS);
+        (tx, BodyStream { rx, remaining_hint })
+    }
+
+    /// Blocks until the next chunk arrives. `Ok(None)` is the end of the body.
+    /// Must not be called from an async context (it blocks the thread).
+    pub fn blocking_next(&mut self) -> Result<Option<Bytes>, BodyError> {
+        match self.rx.blocking_recv() {
+            Some(Ok(chunk)) => Ok(Some(chunk)),
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The status line and headers of a response, as the application gave them.
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    /// The status code, parsed from `status`.
+    pub code: u16,
+    /// The full status as the app gave it, e.g. `b"200 OK"` (validated by the binding: three
+    /// digits, a space, a reason without CR/LF).
+    pub status: Bytes,
+    /// Header names and values in the app's order and case, validated by the binding (latin-1,
+    /// no CR/LF/NUL, no hop-by-hop names).
+    pub headers: Vec<(Bytes, Bytes)>,
+}
+
+/// A file the application handed back through `wsgi.file_wrapper`, streamed by Rust.
+#[derive(Debug)]
+pub struct FileBody {
+    pub file: File,
+    /// Where to start reading (the file's position when it was wrapped).
+    pub offset: u64,
+    /// How many bytes to send; `None` = to the end of the file.
+    pub len: Option<u64>,
+}
+
+/// One step of a response, from the application thread to the connection.
+#[derive(Debug)]
+pub enum ResponsePart {
+    /// The head with the first non-empty body chunk (PEP 3333: headers go out with the first
+    /// non-empty chunk or at the end). `end: true` means `first` is the whole body: the connection
+    /// then frames it with a Content-Length if the app gave none (no chunking for one-element lists).
+    Start { head: ResponseHead, first: Bytes, end: bool },
+    /// A head followed by a file body; the response ends after it.
+    StartFile { head: ResponseHead, file: FileBody },
+    /// More body.
+    Body(Bytes),
+    /// The response is complete.
+    End,
+    /// The application failed after the head was sent: close the connection without finishing
+    /// the body, so the client sees a truncated response rather than a wrong one.
+    Abort,
+}
+
+/// The client closed the connection (or it was torn down); further parts are pointless.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientGone;
+
+impl std::fmt::Display for ClientGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("client disconnected")
+    }
+}
+
+impl std::error::Error for ClientGone {}
+
+/// The application thread's handle to answer one request.
+#[derive(Debug)]
+pub struct Responder {
+    pub(crate) tx: tokio::sync::mpsc::Sender<ResponsePart>,
+}
+
+impl Responder {
+    /// Builds a responder and the receiver its connection task reads.
+    pub fn channel() -> (Responder, tokio::sync::mpsc::Receiver<ResponsePart>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(RESPONSE_CHANNEL_PARTS);
+        (Responder { tx }, rx)
+    }
+
+    /// Sends one part; blocks while the connection's buffer is full (call with the GIL released).
+    /// Must not be called from an async context.
+    pub fn send(&self, part: ResponsePart) -> Result<(), ClientGone> {
+        self.tx.blocking_send(part).map_err(|_| ClientGone)
+    }
+
+    /// Sends without blocking when there is room; gives the part back when the buffer is full so
+    /// the caller can release the GIL and call [`Responder::send`].
+    pub fn try_send(&self, part: ResponsePart) -> Result<(), TrySendError> {
+        use tokio::sync::mpsc::error::TrySendError as E;
+        self.tx.try_send(part).map_err(|e| match e {
+            E::Full(part) => TrySendError::Full(part),
+            E::Closed(_) => TrySendError::Gone,
+        })
+    }
+
+    /// True once the connection has gone away.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Why [`Responder::try_send`] did not send.
+#[derive(Debug)]
+pub enum TrySendError {
+    Full(ResponsePart),
+    Gone,
+}
+
+/// One request for an application thread.
+#[derive(Debug)]
+pub struct Job {
+    pub request: Request,
+    pub responder: Responder,
+}
+
+/// Creates the queue between connection tasks and application threads. Unbounded in slots, but
+/// the jobs in it are bounded by the open connections (one job per connection at a time:
+/// pipelined requests are handed over one after the other). When every [`JobSender`] is dropped
+/// (the server stopped), receivers drain what is left and then get `None`.
+pub fn job_queue() -> (JobSender, JobReceiver) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (JobSender { tx }, JobReceiver { rx })
+}
+
+/// The connection side of the job queue.
+#[derive(Debug, Clone)]
+pub struct JobSender {
+    tx: crossbeam_channel::Sender<Job>,
+}
+
+impl JobSender {
+    /// Queues a job; gives it back if every receiver is gone.
+    pub fn push(&self, job: Job) -> Result<(), Job> {
+        self.tx.send(job).map_err(|e| e.0)
+    }
+
+    /// How many jobs wait for an application thread.
+    pub fn len(&self) -> usize {
+        self.tx.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tx.is_empty()
+    }
+}
+
+/// An application thread's end of the job queue.
+#[derive(Debug, Clone)]
+pub struct JobReceiver {
+    rx: crossbeam_channel::Receiver<Job>,
+}
+
+impl JobReceiver {
+    /// Blocks until a job arrives; `None` once the server has stopped and the queue is drained.
+    /// Call with the GIL released.
+    pub fn recv(&self) -> Option<Job> {
+        self.rx.recv().ok()
+    }
+
+    /// Like [`JobReceiver::recv`], giving up after `timeout`: `Err(RecvTimedOut)` on timeout,
+    /// `Ok(None)` once the server has stopped.
+    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Result<Option<Job>, RecvTimedOut> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(job) => Ok(Some(job)),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(RecvTimedOut),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Ok(None),
+        }
+    }
+}
+
+/// [`JobReceiver::recv_timeout`] waited its whole timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvTimedOut;

@@ -1,0 +1,179 @@
+//! The error log and the access log.
+//!
+//! The error log is a [`log`] facade backend writing gunicorn-style lines,
+//! `[2026-11-21 06:33:00 +0000] [PID] [LEVEL] message`, to stderr or a file. Everything in the
+//! process (core, binding, `wsgi.errors`) logs through it. The access log is a separate sink
+//! written once per request by the connection driver.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
+
+use crate::config::LogLevel;
+
+/// Where lines go.
+#[derive(Debug)]
+enum Sink {
+    Stderr,
+    Stdout,
+    File(Mutex<File>),
+}
+
+impl Sink {
+    fn open(dest: &str, dash_is_stdout: bool) -> std::io::Result<Sink> {
+        if dest == "-" {
+            return Ok(if dash_is_stdout { Sink::Stdout } else { Sink::Stderr });
+        }
+        let file = OpenOptions::new().create(true).append(true).open(dest)?;
+        Ok(Sink::File(Mutex::new(file)))
+    }
+
+    /// Writes one whole line in a single write so lines from threads never interleave.
+    fn write_line(&self, line: &[u8]) {
+        // A failing log write has nowhere better to be reported; dropping it is the only option.
+        let _ = match self {
+            Sink::Stderr => std::io::stderr().lock().write_all(line),
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(line).and_then(|()| out.flush())
+            }
+            Sink::File(f) => match f.lock() {
+                Ok(mut f) => f.write_all(line),
+                Err(poisoned) => poisoned.into_inner().write_all(line),
+            },
+        };
+    }
+}
+
+fn to_filter(level: LogLevel) -> log::LevelFilter {
+    match level {
+        LogLevel::Debug => log::LevelFilter::Debug,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Warning => log::LevelFilter::Warn,
+        LogLevel::Error | LogLevel::Critical => log::LevelFilter::Error,
+    }
+}
+
+/// Current time as `2026-11-21 06:33:00 +0000` (UTC).
+pub fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, secs) = (now / 86_400, now % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[derive(Debug)]
+struct ErrorLog {
+    sink: Sink,
+    pid: u32,
+}
+
+impl log::Log for ErrorLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = match record.level() {
+            log::Level::Error => "ERROR",
+            log::Level::Warn => "WARNING",
+            log::Level::Info => "INFO",
+            log::Level::Debug | log::Level::Trace => "DEBUG",
+        };
+        let line = format!("[{}] [{}] [{}] {}\n", timestamp(), self.pid, level, record.args());
+        self.sink.write_line(line.as_bytes());
+    }
+
+    fn flush(&self) {}
+}
+
+/// A log destination could not be opened.
+#[derive(Debug)]
+pub struct LogOpenError {
+    pub path: String,
+    pub source: std::io::Error,
+}
+
+impl std::fmt::Display for LogOpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot open log file {}: {}", self.path, self.source)
+    }
+}
+
+impl std::error::Error for LogOpenError {}
+
+/// Installs the error log (once per process; later calls only change the level).
+pub fn init_error_log(level: LogLevel, dest: &str) -> Result<(), LogOpenError> {
+    log::set_max_level(to_filter(level));
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    if INSTALLED.get().is_some() {
+        return Ok(());
+    }
+    let sink = Sink::open(dest, false)
+        .map_err(|source| LogOpenError { path: dest.to_owned(), source })?;
+    let logger = Box::leak(Box::new(ErrorLog { sink, pid: std::process::id() }));
+    if log::set_logger(logger).is_ok() {
+        let _ = INSTALLED.set(());
+    }
+    Ok(())
+}
+
+/// The access log: one line per request.
+#[derive(Debug)]
+pub struct AccessLog {
+    sink: Sink,
+}
+
+impl AccessLog {
+    /// Opens `dest` (`-` = stdout).
+    pub fn open(dest: &str) -> Result<AccessLog, LogOpenError> {
+        let sink = Sink::open(dest, true)
+            .map_err(|source| LogOpenError { path: dest.to_owned(), source })?;
+        Ok(AccessLog { sink })
+    }
+
+    /// Writes one line (a trailing newline is added).
+    pub fn write(&self, line: &str) {
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        self.sink.write_line(&buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_683), (2023, 11, 22));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}
