@@ -1,3 +1,491 @@
 //! The CGI/WSGI variables of a request (PEP 3333 "environ Variables", CGI RFC 3875 §4.1), built
-//! without Python so the rules can be unit-tested and fuzzed. SKELETON: the binding work fills
-//! this in; `ferrule-py` only turns the pairs into Python `str`s.
+//! without Python so the rules can be unit-tested. `ferrule-py` only turns the pairs into Python
+//! `str`s (latin-1, PEP 3333 "Unicode Issues": "the server must decode the bytes as ISO-8859-1")
+//! and adds the `wsgi.*` keys.
+//!
+//! Rules this module owns:
+//! - `REQUEST_METHOD`, `SERVER_PROTOCOL`, `QUERY_STRING` (raw, PEP 3333: "May be empty or
+//!   absent" — we always send it, empty when there is no `?`), `RAW_URI`/`REQUEST_URI` (the raw
+//!   request-target).
+//! - `SCRIPT_NAME` is `""` (the application is mounted at the root) and `PATH_INFO` is the path
+//!   percent-decoded to bytes (CGI RFC 3875 §4.1.5: "the value is derived ... after URL-decoding").
+//!   A decoded `%2F` becomes `/`, as in every WSGI server; a `%` not followed by two hex digits is
+//!   kept literally.
+//! - `CONTENT_TYPE`/`CONTENT_LENGTH` only when the client sent them, never as `HTTP_*` (PEP 3333:
+//!   "CONTENT_TYPE ... CONTENT_LENGTH ... May be empty or absent"; CGI: they are not
+//!   `HTTP_` variables). `CONTENT_LENGTH` is left out for a chunked body, whose length the
+//!   application does not know up front (`wsgi.input_terminated` covers it).
+//! - `HTTP_*` for every other field: name upper-cased, `-` becomes `_` (RFC 3875 §4.1.18). A
+//!   field whose name contains `_` is DROPPED: `X-Forwarded_For` and `X-Forwarded-For` would
+//!   otherwise collide and a client could spoof the header a proxy vouches for.
+//! - Repeated fields are joined with `,` (RFC 9110 §5.3: "a recipient MAY combine multiple field
+//!   lines with the same field name into one ... by appending each subsequent field line value
+//!   ... separated by a comma"), except `Cookie`, joined with `; ` (RFC 9113 §8.2.3 and RFC 6265
+//!   §5.4: a cookie list is separated by "; ", and a comma is not a cookie separator).
+//! - `SERVER_NAME`/`SERVER_PORT` (PEP 3333 "URL Reconstruction" uses them when there is no
+//!   `HTTP_HOST`): from the request's authority (absolute-form target or `Host`), its port or,
+//!   when it has none, the scheme's default port (the client reached us at that URL); without an
+//!   authority (HTTP/1.0 without `Host`), the local address and port the connection came in on.
+//!   A bracketed IPv6 literal keeps its brackets, as the URL needs them.
+//! - `REMOTE_ADDR`/`REMOTE_PORT`: the peer address.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use crate::exchange::ConnInfo;
+use crate::http1::{BodyFraming, RequestHead};
+
+/// The CGI keys whose names never change, so the binding can intern each once per thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgiKey {
+    RequestMethod,
+    ScriptName,
+    PathInfo,
+    QueryString,
+    ContentType,
+    ContentLength,
+    ServerName,
+    ServerPort,
+    ServerProtocol,
+    RemoteAddr,
+    RemotePort,
+    RawUri,
+    RequestUri,
+}
+
+impl CgiKey {
+    /// Every key, indexed by `key as usize`.
+    pub const ALL: [CgiKey; 13] = [
+        CgiKey::RequestMethod,
+        CgiKey::ScriptName,
+        CgiKey::PathInfo,
+        CgiKey::QueryString,
+        CgiKey::ContentType,
+        CgiKey::ContentLength,
+        CgiKey::ServerName,
+        CgiKey::ServerPort,
+        CgiKey::ServerProtocol,
+        CgiKey::RemoteAddr,
+        CgiKey::RemotePort,
+        CgiKey::RawUri,
+        CgiKey::RequestUri,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CgiKey::RequestMethod => "REQUEST_METHOD",
+            CgiKey::ScriptName => "SCRIPT_NAME",
+            CgiKey::PathInfo => "PATH_INFO",
+            CgiKey::QueryString => "QUERY_STRING",
+            CgiKey::ContentType => "CONTENT_TYPE",
+            CgiKey::ContentLength => "CONTENT_LENGTH",
+            CgiKey::ServerName => "SERVER_NAME",
+            CgiKey::ServerPort => "SERVER_PORT",
+            CgiKey::ServerProtocol => "SERVER_PROTOCOL",
+            CgiKey::RemoteAddr => "REMOTE_ADDR",
+            CgiKey::RemotePort => "REMOTE_PORT",
+            CgiKey::RawUri => "RAW_URI",
+            CgiKey::RequestUri => "REQUEST_URI",
+        }
+    }
+}
+
+/// An environ key: a fixed CGI name or `HTTP_` + the transformed field name (ASCII).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvKey {
+    Cgi(CgiKey),
+    /// The full key, `HTTP_` included, e.g. `b"HTTP_USER_AGENT"`.
+    Http(Vec<u8>),
+}
+
+/// One environ entry; the value is bytes the binding decodes as latin-1.
+pub type EnvVar<'a> = (EnvKey, Cow<'a, [u8]>);
+
+/// What the environ is computed from: the parts of a request, borrowed. Built from a
+/// request's head by [`request_parts`]; tests build it directly.
+#[derive(Debug, Clone)]
+pub struct RequestParts<'a, H> {
+    pub method: &'a [u8],
+    pub target: &'a [u8],
+    /// Still percent-encoded.
+    pub path: &'a [u8],
+    pub query: &'a [u8],
+    pub protocol: &'static str,
+    /// The authority (absolute-form) or the `Host` field value.
+    pub host: Option<&'a [u8]>,
+    /// Field lines in order (name as sent, value trimmed).
+    pub headers: H,
+    pub chunked: bool,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub scheme: &'a str,
+}
+
+/// The parts of a parsed request (the head and where the connection came from).
+pub fn request_parts<'a>(
+    head: &'a RequestHead,
+    conn: &'a ConnInfo,
+) -> RequestParts<'a, impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a> {
+    RequestParts {
+        method: head.method(),
+        target: head.target(),
+        path: head.path(),
+        query: head.query(),
+        protocol: head.version().as_str(),
+        host: head.host(),
+        headers: head.headers(),
+        chunked: head.framing() == BodyFraming::Chunked,
+        peer: conn.peer,
+        local: conn.local,
+        scheme: conn.scheme,
+    }
+}
+
+/// The CGI variables of a request (everything but the `wsgi.*` keys).
+pub fn cgi_variables<'a, H>(parts: RequestParts<'a, H>) -> Vec<EnvVar<'a>>
+where
+    H: Iterator<Item = (&'a [u8], &'a [u8])>,
+{
+    let mut vars: Vec<EnvVar<'a>> = Vec::with_capacity(24);
+    let mut push = |k: CgiKey, v: Cow<'a, [u8]>| vars.push((EnvKey::Cgi(k), v));
+    push(CgiKey::RequestMethod, Cow::Borrowed(parts.method));
+    push(CgiKey::ScriptName, Cow::Borrowed(b""));
+    push(CgiKey::PathInfo, percent_decode(parts.path));
+    push(CgiKey::QueryString, Cow::Borrowed(parts.query));
+    push(
+        CgiKey::ServerProtocol,
+        Cow::Borrowed(parts.protocol.as_bytes()),
+    );
+    push(CgiKey::RawUri, Cow::Borrowed(parts.target));
+    push(CgiKey::RequestUri, Cow::Borrowed(parts.target));
+    push(
+        CgiKey::RemoteAddr,
+        Cow::Owned(parts.peer.ip().to_string().into_bytes()),
+    );
+    push(
+        CgiKey::RemotePort,
+        Cow::Owned(parts.peer.port().to_string().into_bytes()),
+    );
+    let (name, port) = server_name_port(parts.host, parts.local, parts.scheme);
+    push(CgiKey::ServerName, name);
+    push(CgiKey::ServerPort, port);
+
+    let mut content_length_seen = false;
+    for (name, value) in parts.headers {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            // The codec has checked the value (and that repeats agree); a chunked body has no
+            // length to report.
+            if !content_length_seen && !parts.chunked {
+                vars.push((EnvKey::Cgi(CgiKey::ContentLength), Cow::Borrowed(value)));
+            }
+            content_length_seen = true;
+            continue;
+        }
+        let key = if name.eq_ignore_ascii_case(b"content-type") {
+            EnvKey::Cgi(CgiKey::ContentType)
+        } else {
+            match http_key(name) {
+                Some(key) => EnvKey::Http(key),
+                None => continue,
+            }
+        };
+        let separator: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
+            b"; "
+        } else {
+            b","
+        };
+        match vars.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, joined)) => {
+                let joined = joined.to_mut();
+                joined.extend_from_slice(separator);
+                joined.extend_from_slice(value);
+            }
+            None => vars.push((key, Cow::Borrowed(value))),
+        }
+    }
+    vars
+}
+
+/// `HTTP_` + the field name upper-cased with `-` → `_`; `None` for names containing `_`.
+fn http_key(name: &[u8]) -> Option<Vec<u8>> {
+    if name.contains(&b'_') {
+        return None;
+    }
+    let mut key = Vec::with_capacity(5 + name.len());
+    key.extend_from_slice(b"HTTP_");
+    key.extend(name.iter().map(|&b| {
+        if b == b'-' {
+            b'_'
+        } else {
+            b.to_ascii_uppercase()
+        }
+    }));
+    Some(key)
+}
+
+/// Percent-decodes a path to bytes (RFC 3986 §2.1). Invalid escapes are kept as they are.
+pub fn percent_decode(path: &[u8]) -> Cow<'_, [u8]> {
+    if !path.contains(&b'%') {
+        return Cow::Borrowed(path);
+    }
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        if path[i] == b'%' && i + 2 < path.len() {
+            if let (Some(h), Some(l)) = (hex(path[i + 1]), hex(path[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(path[i]);
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `SERVER_NAME` and `SERVER_PORT` (see the module docs).
+fn server_name_port<'a>(
+    host: Option<&'a [u8]>,
+    local: SocketAddr,
+    scheme: &str,
+) -> (Cow<'a, [u8]>, Cow<'a, [u8]>) {
+    if let Some((name, port)) = host.and_then(split_authority) {
+        let port = match port {
+            Some(port) => Cow::Borrowed(port),
+            None => Cow::Borrowed(default_port(scheme).as_bytes()),
+        };
+        return (Cow::Borrowed(name), port);
+    }
+    (
+        Cow::Owned(local.ip().to_string().into_bytes()),
+        Cow::Owned(local.port().to_string().into_bytes()),
+    )
+}
+
+fn default_port(scheme: &str) -> &'static str {
+    if scheme == "https" {
+        "443"
+    } else {
+        "80"
+    }
+}
+
+/// Splits `host[:port]` / `[v6][:port]`; `None` when empty or the port is not digits.
+fn split_authority(authority: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let (name, rest) = if authority.first() == Some(&b'[') {
+        let close = authority.iter().position(|&b| b == b']')?;
+        authority.split_at(close + 1)
+    } else {
+        match authority.iter().rposition(|&b| b == b':') {
+            Some(colon) => authority.split_at(colon),
+            None => (authority, &b""[..]),
+        }
+    };
+    if name.is_empty() {
+        return None;
+    }
+    match rest {
+        [] => Some((name, None)),
+        [b':', port @ ..] if !port.is_empty() && port.iter().all(u8::is_ascii_digit) => {
+            Some((name, Some(port)))
+        }
+        // `host:` (empty port) means the default port (RFC 3986 §3.2.3).
+        [b':'] => Some((name, None)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts<'a>(
+        target: &'a [u8],
+        path: &'a [u8],
+        query: &'a [u8],
+        host: Option<&'a [u8]>,
+        headers: &'a [(&'a [u8], &'a [u8])],
+    ) -> RequestParts<'a, impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a> {
+        RequestParts {
+            method: b"GET",
+            target,
+            path,
+            query,
+            protocol: "HTTP/1.1",
+            host,
+            headers: headers.iter().copied(),
+            chunked: false,
+            peer: "10.0.0.7:51234".parse().unwrap(),
+            local: "127.0.0.1:8000".parse().unwrap(),
+            scheme: "http",
+        }
+    }
+
+    fn get<'v>(vars: &'v [EnvVar<'_>], key: &str) -> Option<&'v [u8]> {
+        vars.iter()
+            .find(|(k, _)| match k {
+                EnvKey::Cgi(c) => c.as_str() == key,
+                EnvKey::Http(h) => h == key.as_bytes(),
+            })
+            .map(|(_, v)| v.as_ref())
+    }
+
+    #[test]
+    fn basic_variables() {
+        let headers: &[(&[u8], &[u8])] = &[(b"Host", b"example.com:8080")];
+        let vars = cgi_variables(parts(
+            b"/a%20b?x=1",
+            b"/a%20b",
+            b"x=1",
+            Some(b"example.com:8080"),
+            headers,
+        ));
+        assert_eq!(get(&vars, "REQUEST_METHOD"), Some(&b"GET"[..]));
+        assert_eq!(get(&vars, "SCRIPT_NAME"), Some(&b""[..]));
+        assert_eq!(get(&vars, "PATH_INFO"), Some(&b"/a b"[..]));
+        assert_eq!(get(&vars, "QUERY_STRING"), Some(&b"x=1"[..]));
+        assert_eq!(get(&vars, "RAW_URI"), Some(&b"/a%20b?x=1"[..]));
+        assert_eq!(get(&vars, "REQUEST_URI"), Some(&b"/a%20b?x=1"[..]));
+        assert_eq!(get(&vars, "SERVER_PROTOCOL"), Some(&b"HTTP/1.1"[..]));
+        assert_eq!(get(&vars, "SERVER_NAME"), Some(&b"example.com"[..]));
+        assert_eq!(get(&vars, "SERVER_PORT"), Some(&b"8080"[..]));
+        assert_eq!(get(&vars, "REMOTE_ADDR"), Some(&b"10.0.0.7"[..]));
+        assert_eq!(get(&vars, "REMOTE_PORT"), Some(&b"51234"[..]));
+        assert_eq!(get(&vars, "HTTP_HOST"), Some(&b"example.com:8080"[..]));
+        assert_eq!(get(&vars, "CONTENT_LENGTH"), None);
+        assert_eq!(get(&vars, "CONTENT_TYPE"), None);
+    }
+
+    #[test]
+    fn query_string_present_even_when_empty() {
+        let vars = cgi_variables(parts(b"/", b"/", b"", None, &[]));
+        assert_eq!(get(&vars, "QUERY_STRING"), Some(&b""[..]));
+    }
+
+    #[test]
+    fn server_name_falls_back_to_local_address() {
+        let vars = cgi_variables(parts(b"/", b"/", b"", None, &[]));
+        assert_eq!(get(&vars, "SERVER_NAME"), Some(&b"127.0.0.1"[..]));
+        assert_eq!(get(&vars, "SERVER_PORT"), Some(&b"8000"[..]));
+    }
+
+    #[test]
+    fn host_without_port_uses_scheme_default() {
+        let vars = cgi_variables(parts(b"/", b"/", b"", Some(b"example.com"), &[]));
+        assert_eq!(get(&vars, "SERVER_NAME"), Some(&b"example.com"[..]));
+        assert_eq!(get(&vars, "SERVER_PORT"), Some(&b"80"[..]));
+        let mut p = parts(b"/", b"/", b"", Some(b"example.com:"), &[]);
+        p.scheme = "https";
+        let vars = cgi_variables(p);
+        assert_eq!(get(&vars, "SERVER_PORT"), Some(&b"443"[..]));
+    }
+
+    #[test]
+    fn ipv6_host_keeps_brackets() {
+        let vars = cgi_variables(parts(b"/", b"/", b"", Some(b"[::1]:9000"), &[]));
+        assert_eq!(get(&vars, "SERVER_NAME"), Some(&b"[::1]"[..]));
+        assert_eq!(get(&vars, "SERVER_PORT"), Some(&b"9000"[..]));
+        let vars = cgi_variables(parts(b"/", b"/", b"", Some(b"[::1]"), &[]));
+        assert_eq!(get(&vars, "SERVER_PORT"), Some(&b"80"[..]));
+    }
+
+    #[test]
+    fn bad_host_port_falls_back_to_local() {
+        let vars = cgi_variables(parts(b"/", b"/", b"", Some(b"example.com:8x"), &[]));
+        assert_eq!(get(&vars, "SERVER_NAME"), Some(&b"127.0.0.1"[..]));
+        assert_eq!(get(&vars, "SERVER_PORT"), Some(&b"8000"[..]));
+    }
+
+    #[test]
+    fn content_headers_are_not_http_vars() {
+        let headers: &[(&[u8], &[u8])] =
+            &[(b"content-type", b"text/plain"), (b"Content-Length", b"12")];
+        let vars = cgi_variables(parts(b"/", b"/", b"", None, headers));
+        assert_eq!(get(&vars, "CONTENT_TYPE"), Some(&b"text/plain"[..]));
+        assert_eq!(get(&vars, "CONTENT_LENGTH"), Some(&b"12"[..]));
+        assert_eq!(get(&vars, "HTTP_CONTENT_TYPE"), None);
+        assert_eq!(get(&vars, "HTTP_CONTENT_LENGTH"), None);
+    }
+
+    #[test]
+    fn chunked_body_has_no_content_length() {
+        let headers: &[(&[u8], &[u8])] = &[(b"Content-Length", b"12")];
+        let mut p = parts(b"/", b"/", b"", None, headers);
+        p.chunked = true;
+        let vars = cgi_variables(p);
+        assert_eq!(get(&vars, "CONTENT_LENGTH"), None);
+    }
+
+    #[test]
+    fn repeated_content_length_reported_once() {
+        let headers: &[(&[u8], &[u8])] = &[(b"Content-Length", b"3"), (b"Content-Length", b"3")];
+        let vars = cgi_variables(parts(b"/", b"/", b"", None, headers));
+        assert_eq!(get(&vars, "CONTENT_LENGTH"), Some(&b"3"[..]));
+        assert_eq!(
+            vars.iter()
+                .filter(|(k, _)| *k == EnvKey::Cgi(CgiKey::ContentLength))
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn header_names_transformed_and_underscores_dropped() {
+        let headers: &[(&[u8], &[u8])] = &[
+            (b"X-Forwarded-For", b"1.2.3.4"),
+            (b"X-Forwarded_For", b"6.6.6.6"),
+            (b"user-agent", b"curl"),
+        ];
+        let vars = cgi_variables(parts(b"/", b"/", b"", None, headers));
+        assert_eq!(get(&vars, "HTTP_X_FORWARDED_FOR"), Some(&b"1.2.3.4"[..]));
+        assert_eq!(get(&vars, "HTTP_USER_AGENT"), Some(&b"curl"[..]));
+        assert!(!vars.iter().any(|(_, v)| v.as_ref() == b"6.6.6.6"));
+    }
+
+    #[test]
+    fn repeated_headers_joined_with_comma_cookies_with_semicolon() {
+        let headers: &[(&[u8], &[u8])] = &[
+            (b"Accept", b"text/html"),
+            (b"Cookie", b"a=1"),
+            (b"accept", b"application/json"),
+            (b"cookie", b"b=2"),
+            (b"Accept", b"*/*"),
+        ];
+        let vars = cgi_variables(parts(b"/", b"/", b"", None, headers));
+        assert_eq!(
+            get(&vars, "HTTP_ACCEPT"),
+            Some(&b"text/html,application/json,*/*"[..])
+        );
+        assert_eq!(get(&vars, "HTTP_COOKIE"), Some(&b"a=1; b=2"[..]));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(&*percent_decode(b"/plain"), b"/plain");
+        assert!(matches!(percent_decode(b"/plain"), Cow::Borrowed(_)));
+        assert_eq!(&*percent_decode(b"/a%2Fb"), b"/a/b");
+        assert_eq!(&*percent_decode(b"/%e2%82%AC"), b"/\xe2\x82\xac");
+        assert_eq!(&*percent_decode(b"/%zz%4"), b"/%zz%4");
+        assert_eq!(&*percent_decode(b"%"), b"%");
+        assert_eq!(&*percent_decode(b"%4"), b"%4");
+        assert_eq!(&*percent_decode(b"%41"), b"A");
+        assert_eq!(&*percent_decode(b"/%ff"), b"/\xff");
+    }
+
+    #[test]
+    fn cgi_key_index_matches_all() {
+        for (i, key) in CgiKey::ALL.iter().enumerate() {
+            assert_eq!(*key as usize, i);
+        }
+    }
+}

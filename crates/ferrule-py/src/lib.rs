@@ -1,7 +1,51 @@
-//! The `_ferrule` extension module. SKELETON: the binding work fills this in.
+//! The `ferrule._ferrule` extension module: the WSGI bridge (PEP 3333) between `ferrule-core`
+//! and Python. The Python-visible API is listed here and typed in `python/ferrule/_ferrule.pyi`.
+//!
+//! - `server`: the `Server` class (bind, run, stop, the application threads' loop).
+//! - `worker`: one application thread's loop and one request's life.
+//! - `environ`, `input`, `errors`: the environ dict, `wsgi.input`, `wsgi.errors`.
+//! - `start_response`, `sender`, `response`: the response side.
+//! - `file_wrapper`: `wsgi.file_wrapper`.
+//! - `error`: the one conversion of core errors to Python exceptions.
+
+mod environ;
+mod error;
+mod errors;
+mod file_wrapper;
+mod input;
+mod response;
+mod sender;
+mod server;
+mod start_response;
+mod worker;
+
 use pyo3::prelude::*;
 
-#[pymodule]
-fn _ferrule(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+/// Writes one line on the server's error log; `level` is debug, info, warning, error or
+/// critical.
+#[pyfunction(name = "log")]
+fn log_line(level: &str, message: &str) -> PyResult<()> {
+    let level = match level {
+        "debug" => log::Level::Debug,
+        "info" => log::Level::Info,
+        "warning" => log::Level::Warn,
+        "error" | "critical" => log::Level::Error,
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown log level {other:?} (expected debug, info, warning, error or critical)"
+            )))
+        }
+    };
+    log::log!(level, "{message}");
     Ok(())
+}
+
+#[pymodule]
+mod _ferrule {
+    #[pymodule_export]
+    use super::file_wrapper::FileWrapper;
+    #[pymodule_export]
+    use super::log_line;
+    #[pymodule_export]
+    use super::server::Server;
 }

@@ -1,5 +1,12 @@
-//! Every way a request can be refused, with its one declared outcome. SKELETON: the codec work
-//! adds the variants; the driver adds timeouts/limits it detects.
+//! Every way a request can be refused, with its one declared outcome.
+//!
+//! [`RequestError::outcome`] is the single table mapping a failure to the status, reason phrase
+//! (also the plain-text body) and whether the connection closes. Every failure the codec detects
+//! closes the connection: after a framing or syntax error the rest of the buffered bytes cannot be
+//! trusted (RFC 9112 §6.3: "the server MUST respond with the 400 (Bad Request) status code and then
+//! close the connection"), so no pipelined request after it is ever parsed.
+//! The driver uses [`RequestError::BodyTooLarge`], [`RequestError::HeaderTimeout`] and
+//! [`RequestError::BodyTimeout`] for the limits it enforces itself.
 
 /// What the client is told and whether the connection survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,16 +21,89 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RequestError {
-    /// Placeholder until the codec defines its variants.
+    /// Syntax error in the request line or a header field (bare CR/LF, obs-fold, bad token,
+    /// control character, bad target, garbage version...). The text names the rule broken. → 400.
     Malformed(&'static str),
+    /// The message framing is ambiguous or invalid (Transfer-Encoding with Content-Length, a
+    /// repeated or non-numeric Content-Length, Transfer-Encoding on HTTP/1.0, chunked not final,
+    /// a bad chunk-size line or trailer). → 400.
+    InvalidFraming(&'static str),
+    /// Host missing on HTTP/1.1, repeated, or not a valid `uri-host [ ":" port ]`. → 400.
+    InvalidHost(&'static str),
+    /// The request line is longer than `limit_request_line`. → 414.
+    RequestLineTooLong,
+    /// More header fields than `limit_request_fields` (or trailer fields than allowed). → 431.
+    TooManyFields,
+    /// One header field line is longer than `limit_request_field_size`. → 431.
+    FieldTooLarge,
+    /// The whole head (or trailer section) is larger than its limit. → 431.
+    HeadTooLarge,
+    /// A transfer coding other than `chunked` was applied before `chunked`
+    /// (RFC 9112 §6.1: "SHOULD respond with the 501 (Not Implemented) status code"). → 501.
+    UnsupportedTransferCoding,
+    /// A method this server cannot serve through WSGI (CONNECT: no tunnels). → 501.
+    MethodNotImplemented,
+    /// A well-formed `HTTP/x.y` other than 1.0 and 1.1. → 505.
+    UnsupportedVersion,
+    /// An `Expect` value other than `100-continue` on HTTP/1.1 (RFC 9110 §10.1.1). → 417.
+    ExpectationFailed,
+    /// The body is larger than `limit_request_body` (detected by the driver). → 413.
+    BodyTooLarge,
+    /// The head did not arrive within `header_timeout` (detected by the driver). → 408.
+    HeaderTimeout,
+    /// The body stopped making progress within `body_timeout` (detected by the driver). → 408.
+    BodyTimeout,
 }
 
 impl RequestError {
     /// The declared outcome of this failure.
     pub fn outcome(&self) -> Outcome {
-        match self {
-            RequestError::Malformed(_) => Outcome { status: 400, reason: "Bad Request", close: true },
+        let (status, reason) = match self {
+            RequestError::Malformed(_)
+            | RequestError::InvalidFraming(_)
+            | RequestError::InvalidHost(_) => (400, "Bad Request"),
+            RequestError::RequestLineTooLong => (414, "URI Too Long"),
+            RequestError::TooManyFields
+            | RequestError::FieldTooLarge
+            | RequestError::HeadTooLarge => (431, "Request Header Fields Too Large"),
+            RequestError::UnsupportedTransferCoding | RequestError::MethodNotImplemented => {
+                (501, "Not Implemented")
+            }
+            RequestError::UnsupportedVersion => (505, "HTTP Version Not Supported"),
+            RequestError::ExpectationFailed => (417, "Expectation Failed"),
+            RequestError::BodyTooLarge => (413, "Content Too Large"),
+            RequestError::HeaderTimeout | RequestError::BodyTimeout => (408, "Request Timeout"),
+        };
+        Outcome {
+            status,
+            reason,
+            close: true,
         }
+    }
+
+    /// Shorthand for `self.outcome().status`.
+    pub fn status(&self) -> u16 {
+        self.outcome().status
+    }
+
+    /// A limit was exceeded (414, 431, 413), as opposed to a syntax or framing error.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            RequestError::RequestLineTooLong
+                | RequestError::TooManyFields
+                | RequestError::FieldTooLarge
+                | RequestError::HeadTooLarge
+                | RequestError::BodyTooLarge
+        )
+    }
+
+    /// A timeout detected by the driver (408).
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            RequestError::HeaderTimeout | RequestError::BodyTimeout
+        )
     }
 }
 
@@ -31,8 +111,56 @@ impl std::fmt::Display for RequestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RequestError::Malformed(what) => write!(f, "malformed request: {what}"),
+            RequestError::InvalidFraming(what) => write!(f, "invalid message framing: {what}"),
+            RequestError::InvalidHost(what) => write!(f, "invalid Host: {what}"),
+            RequestError::RequestLineTooLong => f.write_str("request line too long"),
+            RequestError::TooManyFields => f.write_str("too many header fields"),
+            RequestError::FieldTooLarge => f.write_str("header field too large"),
+            RequestError::HeadTooLarge => f.write_str("request head too large"),
+            RequestError::UnsupportedTransferCoding => f.write_str("unsupported transfer coding"),
+            RequestError::MethodNotImplemented => f.write_str("method not implemented"),
+            RequestError::UnsupportedVersion => f.write_str("unsupported HTTP version"),
+            RequestError::ExpectationFailed => f.write_str("unsupported expectation"),
+            RequestError::BodyTooLarge => f.write_str("request body too large"),
+            RequestError::HeaderTimeout => f.write_str("timed out reading the request head"),
+            RequestError::BodyTimeout => f.write_str("timed out reading the request body"),
         }
     }
 }
 
 impl std::error::Error for RequestError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_table() {
+        let cases: &[(RequestError, u16)] = &[
+            (RequestError::Malformed("x"), 400),
+            (RequestError::InvalidFraming("x"), 400),
+            (RequestError::InvalidHost("x"), 400),
+            (RequestError::RequestLineTooLong, 414),
+            (RequestError::TooManyFields, 431),
+            (RequestError::FieldTooLarge, 431),
+            (RequestError::HeadTooLarge, 431),
+            (RequestError::UnsupportedTransferCoding, 501),
+            (RequestError::MethodNotImplemented, 501),
+            (RequestError::UnsupportedVersion, 505),
+            (RequestError::ExpectationFailed, 417),
+            (RequestError::BodyTooLarge, 413),
+            (RequestError::HeaderTimeout, 408),
+            (RequestError::BodyTimeout, 408),
+        ];
+        for (err, status) in cases {
+            let out = err.outcome();
+            assert_eq!(out.status, *status, "{err:?}");
+            assert!(out.close, "{err:?} must close");
+            assert!(!out.reason.is_empty());
+            assert!(!err.to_string().is_empty());
+        }
+        assert!(RequestError::BodyTooLarge.is_limit());
+        assert!(!RequestError::Malformed("x").is_limit());
+        assert!(RequestError::HeaderTimeout.is_timeout());
+    }
+}

@@ -6,15 +6,20 @@
 //! - [`ChunkedDecoder`]: `Transfer-Encoding: chunked` request bodies.
 //! - [`encode`]: response head, chunk framing, the framing decision.
 //! - [`RequestError`]: every way a request can be refused, each with one declared outcome.
+//! - [`uri::percent_decode`]: `PATH_INFO` decoding.
 //!
-//! INTERFACE SKELETON: bodies are filled in by the codec work; signatures are the contract.
+//! Strictness is the point: RFC 9112 §11.2 ("Request Smuggling") is avoided by accepting only one
+//! reading of every message. Each module's docs quote the rules it enforces.
 
 pub mod chunked;
 pub mod date;
 pub mod encode;
 pub mod error;
 pub mod head;
+mod syntax;
+pub mod uri;
 
 pub use chunked::ChunkedDecoder;
 pub use error::{Outcome, RequestError};
 pub use head::{parse_head, BodyFraming, HeadLimits, Parsed, RequestHead, Version};
+pub use uri::percent_decode;

@@ -1,4 +1,4 @@
-//! Listening, accepting and driving connections. SKELETON: the driver work fills this in.
+//! Listening, accepting and driving connections.
 //!
 //! [`Server::bind`] binds every listener synchronously (so a bad address fails before any
 //! thread starts) and logs `Listening at: http://ADDR (PID)` for each. [`Server::run`] blocks the
@@ -6,12 +6,33 @@
 //! then stops accepting, lets in-flight requests finish (bounded by `graceful_timeout`) and
 //! returns; the [`crate::exchange::JobSender`] it was given is dropped by then, so application
 //! threads see the end of the queue.
+//!
+//! Files, one job each: [`listen`] (binding), `conn` (one connection's request loop), `body`
+//! (request bodies), `respond` (writing the app's response), `sendfile` (file bodies), `io`
+//! (readiness-based reads and writes with timeouts), `access` (the access log line).
+
+mod access;
+mod body;
+mod conn;
+mod io;
+pub mod listen;
+mod respond;
+mod sendfile;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
 
 use crate::config::ServerConfig;
 use crate::exchange::JobSender;
+use crate::http1::HeadLimits;
+use crate::log::AccessLog;
+
+/// After a failed `accept` (e.g. EMFILE), wait this long before trying again, so a full
+/// descriptor table does not turn the accept loop into a busy loop.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Starting or running the server failed.
 #[derive(Debug)]
@@ -27,13 +48,21 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
-/// Asks a running server to stop gracefully. Cheap to clone; callable from any thread.
+/// Asks a running server to stop gracefully. Cheap to clone; callable from any thread, also
+/// before [`Server::run`] starts (run then stops at once).
 #[derive(Debug, Clone)]
-pub struct ShutdownHandle {}
+pub struct ShutdownHandle {
+    tx: Arc<watch::Sender<bool>>,
+}
 
 impl ShutdownHandle {
     pub fn shutdown(&self) {
-        unimplemented!()
+        self.tx.send_replace(true);
+    }
+
+    /// True once a shutdown was asked for (by this handle or a signal).
+    pub fn is_shutting_down(&self) -> bool {
+        *self.tx.borrow()
     }
 }
 
@@ -41,17 +70,58 @@ impl ShutdownHandle {
 #[derive(Debug)]
 pub struct Server {
     config: Arc<ServerConfig>,
+    listeners: Vec<std::net::TcpListener>,
+    addrs: Vec<SocketAddr>,
+    shutdown: ShutdownHandle,
+}
+
+/// What every connection task shares: read-only after start, so no lock on the hot path.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) limits: HeadLimits,
+    pub(crate) access: Option<AccessLog>,
+    pub(crate) jobs: JobSender,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) server_header: Vec<u8>,
+}
+
+impl Shared {
+    pub(crate) fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
 }
 
 impl Server {
     pub fn bind(config: ServerConfig) -> Result<Server, ServeError> {
-        let _ = config;
-        unimplemented!()
+        config.validate().map_err(|e| ServeError {
+            message: e.to_string(),
+        })?;
+        let mut listeners = Vec::with_capacity(config.bind.len());
+        let mut addrs = Vec::with_capacity(config.bind.len());
+        for spec in &config.bind {
+            let listener = listen::bind(spec, config.backlog).map_err(|e| ServeError {
+                message: e.to_string(),
+            })?;
+            let addr = listener.local_addr().map_err(|e| ServeError {
+                message: format!("cannot bind {spec}: {e}"),
+            })?;
+            log::info!("Listening at: http://{addr} ({})", std::process::id());
+            listeners.push(listener);
+            addrs.push(addr);
+        }
+        let (tx, _) = watch::channel(false);
+        Ok(Server {
+            config: Arc::new(config),
+            listeners,
+            addrs,
+            shutdown: ShutdownHandle { tx: Arc::new(tx) },
+        })
     }
 
     /// The bound addresses, in `bind` order (port 0 resolved).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        unimplemented!()
+        self.addrs.clone()
     }
 
     pub fn config(&self) -> &ServerConfig {
@@ -59,12 +129,131 @@ impl Server {
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        unimplemented!()
+        self.shutdown.clone()
     }
 
     /// Serves until shutdown (see the module docs). Blocks; call with the GIL released.
     pub fn run(&self, jobs: JobSender) -> Result<(), ServeError> {
-        let _ = jobs;
-        unimplemented!()
+        let access = match &self.config.access_log {
+            Some(dest) => Some(AccessLog::open(dest).map_err(|e| ServeError {
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ServeError {
+                message: format!("cannot start the I/O runtime: {e}"),
+            })?;
+        let shared = Arc::new(Shared {
+            config: Arc::clone(&self.config),
+            limits: HeadLimits {
+                request_line: self.config.limit_request_line,
+                fields: self.config.limit_request_fields,
+                field_size: self.config.limit_request_field_size,
+                head: self.config.limit_request_head,
+            },
+            access,
+            jobs,
+            shutdown: self.shutdown.tx.subscribe(),
+            server_header: self.config.server_header.as_bytes().to_vec(),
+        });
+        let result = rt.block_on(self.serve(shared));
+        // Dropping the runtime drops every task still alive (past the graceful bound), and with
+        // them the last `Shared`, so the job queue's sender is gone when `run` returns.
+        drop(rt);
+        result
     }
+
+    async fn serve(&self, shared: Arc<Shared>) -> Result<(), ServeError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let sig = |kind| {
+            signal(kind).map_err(|e| ServeError {
+                message: format!("cannot install signal handler: {e}"),
+            })
+        };
+        let mut sigint = sig(SignalKind::interrupt())?;
+        let mut sigterm = sig(SignalKind::terminate())?;
+
+        // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx`
+        // sees the end: that is "every connection finished".
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        for (listener, addr) in self.listeners.iter().zip(&self.addrs) {
+            let std_listener = listener.try_clone().map_err(|e| ServeError {
+                message: format!("cannot use listener {addr}: {e}"),
+            })?;
+            let listener =
+                tokio::net::TcpListener::from_std(std_listener).map_err(|e| ServeError {
+                    message: format!("cannot use listener {addr}: {e}"),
+                })?;
+            tokio::spawn(accept_loop(listener, Arc::clone(&shared), done_tx.clone()));
+        }
+        drop(done_tx);
+
+        let mut stop = self.shutdown.tx.subscribe();
+        tokio::select! {
+            _ = sigint.recv() => log::info!("Handling signal: int"),
+            _ = sigterm.recv() => log::info!("Handling signal: term"),
+            _ = stop.wait_for(|s| *s) => log::info!("Shutdown requested"),
+        }
+        self.shutdown.shutdown();
+        let graceful = self.config.graceful();
+        match tokio::time::timeout(graceful, done_rx.recv()).await {
+            Ok(_) => log::info!("Shutdown complete"),
+            Err(_) => log::warn!(
+                "Graceful timeout ({:.1}s) reached: closing the remaining connections",
+                graceful.as_secs_f64()
+            ),
+        }
+        Ok(())
+    }
+}
+
+/// Accepts connections on one listener until shutdown, one task per connection.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    done: mpsc::Sender<()>,
+) {
+    let mut stop = shared.shutdown.clone();
+    // A listener on a specific address knows every connection's local address; one on an
+    // unspecified address (0.0.0.0, ::) asks each connection (one getsockname).
+    let local = listener
+        .local_addr()
+        .ok()
+        .filter(|a| !a.ip().is_unspecified());
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                if let Err(e) = stream.set_nodelay(true) {
+                    log::debug!("cannot set TCP_NODELAY for {peer}: {e}");
+                }
+                let local = match local {
+                    Some(a) => a,
+                    None => match stream.local_addr() {
+                        Ok(a) => a,
+                        Err(_) => continue,
+                    },
+                };
+                tokio::spawn(conn::serve(
+                    Arc::clone(&shared),
+                    stream,
+                    peer,
+                    local,
+                    done.clone(),
+                ));
+            }
+            Err(e) => {
+                log::error!("accept failed: {e}");
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+            }
+        }
+    }
+    // The listener is dropped here: new connections are refused from now on.
 }

@@ -1,0 +1,405 @@
+//! One connection's life: read a head, read or stream its body, hand the request to an
+//! application thread, write the response, and go round again while keep-alive holds.
+//!
+//! Rules owned here:
+//! - RFC 9112 §9.3: a connection persists unless the request or response says `close`, the
+//!   response is close-delimited, or the request body was not fully read. Pipelined requests
+//!   (§9.3.2) are answered one after the other, in order; bytes after a request stay in the
+//!   read buffer for the next round.
+//! - RFC 9112 §9.6: after a framing error the server answers once and closes; bytes after the
+//!   broken request are never parsed.
+//! - RFC 9110 §10.1.1: `Expect: 100-continue` gets `100 Continue` before the body is read,
+//!   except when the body is refused (413) outright.
+//! - Timeouts: header read (from the first byte of a head; from accept for the first request),
+//!   keep-alive idle between requests, body read progress, write progress. An idle connection
+//!   holds no read buffer.
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use super::body::{BodyFail, BodyReader, Buffered, FeedEnd};
+use super::io::{read_idle, read_some, write_all};
+use super::respond::{error_response, Respond, Written};
+use super::Shared;
+use crate::exchange::{BodyStream, ConnInfo, Job, Request, RequestBody, Responder};
+use crate::http1::{
+    encode::CONTINUE_100, parse_head, BodyFraming, Parsed, RequestError, RequestHead,
+};
+
+/// Spare room reserved before a read while a head is incomplete.
+const HEAD_READ: usize = 4 * 1024;
+
+/// A write buffer bigger than this (a response with huge headers) is not kept between
+/// requests.
+const WBUF_KEEP: usize = 1024;
+
+/// After an error response, how long and how much the connection keeps reading (and
+/// discarding) before closing, so that unread request bytes do not make the kernel reset the
+/// connection before the client has read the answer.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Serves one accepted connection until it closes. `_done` is dropped at the end: the server
+/// counts live connections by these senders.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    _done: mpsc::Sender<()>,
+) {
+    let mut conn = Conn {
+        shutdown: shared.shutdown.clone(),
+        shared,
+        stream,
+        info: ConnInfo {
+            peer,
+            local,
+            scheme: "http",
+        },
+        buf: BytesMut::new(),
+        wbuf: BytesMut::new(),
+    };
+    conn.run().await;
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    stream: TcpStream,
+    info: ConnInfo,
+    /// Read buffer: request heads and bodies are split off its front without copies.
+    buf: BytesMut,
+    /// Response heads and chunk-size lines.
+    wbuf: BytesMut,
+}
+
+/// What happens after a request.
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+impl Conn {
+    async fn run(&mut self) {
+        let mut first = true;
+        while let Some(head) = self.read_head(first).await {
+            first = false;
+            match self.exchange(head).await {
+                Next::KeepAlive => {}
+                Next::Close => return,
+            }
+        }
+    }
+
+    /// Waits for and parses the next request head. `None`: the connection is done (the reason
+    /// was logged and, when the client must hear it, answered).
+    async fn read_head(&mut self, first: bool) -> Option<RequestHead> {
+        let peer = self.info.peer;
+        let config = &self.shared.config;
+        let mut deadline = None;
+        if self.buf.is_empty() {
+            // Idle: hold no read buffer while waiting for the client (see `read_idle`).
+            if self.wbuf.capacity() > WBUF_KEEP {
+                self.wbuf = BytesMut::new();
+            }
+            let idle = if first {
+                config.header_read()
+            } else {
+                config.keepalive()
+            };
+            let read = tokio::select! {
+                biased;
+                _ = self.shutdown.wait_for(|s| *s) => {
+                    log::debug!("{peer}: closing idle connection: shutting down");
+                    return None;
+                }
+                r = tokio::time::timeout(idle, read_idle(&self.stream, &mut self.buf, HEAD_READ)) => r,
+            };
+            match read {
+                Ok(Ok(0)) => return None,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    log::debug!("{peer}: closing: {e}");
+                    return None;
+                }
+                Err(_) => {
+                    log::debug!("{peer}: closing idle connection: no request within {idle:?}");
+                    return None;
+                }
+            }
+        }
+        loop {
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + config.header_read());
+            match parse_head(&mut self.buf, &self.shared.limits) {
+                Ok(Parsed::Complete(head)) => return Some(head),
+                Ok(Parsed::Partial) => {}
+                Err(e) => {
+                    log::debug!("{peer}: refused ({}): {e}", e.status());
+                    self.refuse_with(e).await;
+                    return None;
+                }
+            }
+            let read = read_some(&self.stream, &mut self.buf, HEAD_READ);
+            match tokio::time::timeout_at(deadline.into(), read).await {
+                Ok(Ok(0)) => {
+                    log::debug!("{peer}: the client closed the connection mid-head");
+                    return None;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    log::debug!("{peer}: closing: {e}");
+                    return None;
+                }
+                Err(_) => {
+                    log::debug!("{peer}: header timeout");
+                    self.refuse_with(RequestError::HeaderTimeout).await;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Answers with the declared outcome of `e` and closes.
+    async fn refuse_with(&mut self, e: RequestError) {
+        let o = e.outcome();
+        self.refuse(o.status, o.reason).await;
+    }
+
+    /// Answers with a plain-text error and `Connection: close`, then lingers briefly.
+    async fn refuse(&mut self, status: u16, reason: &str) {
+        self.wbuf.clear();
+        error_response(&mut self.wbuf, status, reason, &self.shared.server_header);
+        let mut iov = [IoSlice::new(&self.wbuf)];
+        let written = write_all(&self.stream, &mut iov, self.shared.config.write()).await;
+        self.wbuf.clear();
+        match written {
+            Ok(()) => self.linger().await,
+            Err(e) => log::debug!(
+                "{}: writing the {status} response failed: {e}",
+                self.info.peer
+            ),
+        }
+    }
+
+    /// Half-closes, then reads and drops what the client still sends (bounded), so the kernel
+    /// does not answer unread bytes with a reset that could destroy the response in flight.
+    async fn linger(&mut self) {
+        let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write);
+        let drain = async {
+            let mut seen = 0;
+            loop {
+                self.buf.clear();
+                match read_some(&self.stream, &mut self.buf, HEAD_READ).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => seen += n,
+                }
+                if seen > LINGER_BYTES {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    }
+
+    /// One request: body, hand-off, response. Decides whether the connection goes on.
+    async fn exchange(&mut self, head: RequestHead) -> Next {
+        let shared = Arc::clone(&self.shared);
+        let config = &shared.config;
+        let peer = self.info.peer;
+        let version = head.version();
+        let is_head = head.is_head();
+        let wants_keep_alive = head.wants_keep_alive();
+        let log_head = shared.access.as_ref().map(|_| head.clone());
+        let limit = config.limit_request_body;
+
+        // The body: read whole when small, else streamed while the app reads.
+        let mut reader = None;
+        let mut stream_first = None;
+        let body = match head.framing() {
+            BodyFraming::None | BodyFraming::Length(0) => RequestBody::Empty,
+            BodyFraming::Length(n) => {
+                if limit != 0 && n > limit {
+                    log::debug!(
+                        "{peer}: refused (413): Content-Length {n} over limit_request_body {limit}"
+                    );
+                    self.refuse_with(RequestError::BodyTooLarge).await;
+                    return Next::Close;
+                }
+                if !self.send_continue(&head).await {
+                    return Next::Close;
+                }
+                let mut r = BodyReader::length(n, limit, config.body_read());
+                if n <= config.max_buffered_body as u64 {
+                    match r
+                        .read_buffered(&self.stream, &mut self.buf, config.max_buffered_body)
+                        .await
+                    {
+                        Ok(Buffered::Whole(b)) => RequestBody::Full(b),
+                        // Unreachable for a length at most the bound; stream it if it ever is.
+                        Ok(Buffered::Partial(b)) => {
+                            stream_first = Some(b);
+                            reader = Some(r);
+                            RequestBody::Empty
+                        }
+                        Err(fail) => return self.body_failed(fail).await,
+                    }
+                } else {
+                    reader = Some(r);
+                    RequestBody::Empty
+                }
+            }
+            BodyFraming::Chunked => {
+                if !self.send_continue(&head).await {
+                    return Next::Close;
+                }
+                let mut r = BodyReader::chunked(limit, config.body_read());
+                match r
+                    .read_buffered(&self.stream, &mut self.buf, config.max_buffered_body)
+                    .await
+                {
+                    Ok(Buffered::Whole(b)) if b.is_empty() => RequestBody::Empty,
+                    Ok(Buffered::Whole(b)) => RequestBody::Full(b),
+                    Ok(Buffered::Partial(b)) => {
+                        stream_first = Some(b);
+                        reader = Some(r);
+                        RequestBody::Empty
+                    }
+                    Err(fail) => return self.body_failed(fail).await,
+                }
+            }
+        };
+        let (body, feed_tx) = match &reader {
+            Some(_) => {
+                let hint = match head.framing() {
+                    BodyFraming::Length(n) => {
+                        Some(n - stream_first.as_ref().map_or(0, |b| b.len() as u64))
+                    }
+                    BodyFraming::None | BodyFraming::Chunked => None,
+                };
+                let (tx, stream) = BodyStream::channel(hint);
+                (RequestBody::Stream(stream), Some(tx))
+            }
+            None => (body, None),
+        };
+
+        // Hand-off.
+        let (responder, mut rx) = Responder::channel();
+        let job = Job {
+            request: Request {
+                head,
+                body,
+                conn: self.info.clone(),
+            },
+            responder,
+        };
+        if let Err(job) = shared.jobs.push(job) {
+            drop(job);
+            log::error!("{peer}: no application thread is taking requests");
+            self.refuse(503, "Service Unavailable").await;
+            return Next::Close;
+        }
+
+        // The response, while the body (if streamed) keeps flowing to the app.
+        let mut respond = Respond {
+            stream: &self.stream,
+            wbuf: &mut self.wbuf,
+            peer,
+            version,
+            is_head,
+            keep_alive: wants_keep_alive,
+            shutdown: &shared.shutdown,
+            server: &shared.server_header,
+            timeout: config.write(),
+        };
+        let mut feed_end = None;
+        let written: Written = match (&mut reader, feed_tx) {
+            (Some(r), Some(tx)) => {
+                let feed = r.feed(&self.stream, &mut self.buf, tx, stream_first.take());
+                let write = respond.write(&mut rx);
+                tokio::pin!(feed, write);
+                loop {
+                    tokio::select! {
+                        end = &mut feed, if feed_end.is_none() => feed_end = Some(end),
+                        w = &mut write => break w,
+                    }
+                }
+            }
+            _ => respond.write(&mut rx).await,
+        };
+        // From here on the app's `send` fails: nobody writes for this request any more.
+        drop(rx);
+
+        let mut reuse = written.reuse && !shared.shutting_down();
+        if let Some(r) = &mut reader {
+            match feed_end {
+                Some(FeedEnd::Complete) => {}
+                Some(FeedEnd::Failed(fail)) => {
+                    log::debug!("{peer}: closing after the response: {fail}");
+                    reuse = false;
+                }
+                Some(FeedEnd::Abandoned) | None => {
+                    if reuse && !r.is_done() {
+                        reuse = r.drain(&self.stream, &mut self.buf).await;
+                        if !reuse {
+                            log::debug!(
+                                "{peer}: closing: the application left the request body unread"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+
+        if let (Some(access), Some(h)) = (&shared.access, &log_head) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            access.write(&super::access::line(
+                peer.ip(),
+                h,
+                written.status,
+                written.body_bytes,
+                now,
+            ));
+        }
+        if reuse {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        }
+    }
+
+    /// Sends `100 Continue` when the client waits for it. False: the connection failed.
+    async fn send_continue(&mut self, head: &RequestHead) -> bool {
+        if !head.expects_continue() {
+            return true;
+        }
+        let mut iov = [IoSlice::new(CONTINUE_100)];
+        match write_all(&self.stream, &mut iov, self.shared.config.write()).await {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("{}: writing 100 Continue failed: {e}", self.info.peer);
+                false
+            }
+        }
+    }
+
+    /// A buffered body could not be read (the app was not called): answer when it makes sense.
+    async fn body_failed(&mut self, fail: BodyFail) -> Next {
+        let peer = self.info.peer;
+        log::debug!("{peer}: closing: {fail}");
+        match fail {
+            BodyFail::Gone => {}
+            BodyFail::Timeout => self.refuse_with(RequestError::BodyTimeout).await,
+            BodyFail::Invalid { status, reason } => self.refuse(status, reason).await,
+        }
+        Next::Close
+    }
+}

@@ -1,0 +1,115 @@
+//! Reads and writes on a shared `&TcpStream` driven by readiness (`readable()`/`writable()` +
+//! `try_*`), so the body feeder and the response writer of one connection can run at the same
+//! time in one task without splitting the stream. Every call first tries the syscall and only
+//! waits (and only then arms a timer) when the socket is not ready.
+
+use std::io::{self, IoSlice};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+
+/// Why an I/O step did not complete.
+#[derive(Debug)]
+pub(crate) enum IoFail {
+    /// No progress within the allowed time.
+    Timeout,
+    /// The socket failed (reset, broken pipe, ...).
+    Error(io::Error),
+}
+
+impl std::fmt::Display for IoFail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IoFail::Timeout => f.write_str("timed out"),
+            IoFail::Error(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Reads once into `buf` (reserving `reserve` spare bytes first); `Ok(0)` is end of stream.
+/// Cancel-safe: either bytes were appended or nothing happened.
+pub(crate) async fn read_some(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    reserve: usize,
+) -> io::Result<usize> {
+    loop {
+        if buf.capacity() - buf.len() < reserve {
+            buf.reserve(reserve);
+        }
+        match stream.try_read_buf(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.readable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Like [`read_some`] for a connection between requests: whenever the socket has nothing to
+/// read and `buf` is empty, the buffer is released before waiting, so an idle connection
+/// holds no buffer memory. (The first attempt uses the spare room `buf` still has.)
+pub(crate) async fn read_idle(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    reserve: usize,
+) -> io::Result<usize> {
+    loop {
+        if buf.capacity() - buf.len() < reserve {
+            buf.reserve(reserve);
+        }
+        match stream.try_read_buf(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if buf.is_empty() {
+                    *buf = BytesMut::new();
+                }
+                stream.readable().await?
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// [`read_some`] bounded by `limit` (time allowed for this read to make progress).
+pub(crate) async fn read_some_timeout(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    reserve: usize,
+    limit: Duration,
+) -> Result<usize, IoFail> {
+    match tokio::time::timeout(limit, read_some(stream, buf, reserve)).await {
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(e)) => Err(IoFail::Error(e)),
+        Err(_) => Err(IoFail::Timeout),
+    }
+}
+
+/// Writes every byte of `bufs` (one `writev` per readiness), each wait for writability bounded
+/// by `limit`.
+pub(crate) async fn write_all(
+    stream: &TcpStream,
+    mut bufs: &mut [IoSlice<'_>],
+    limit: Duration,
+) -> Result<(), IoFail> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match stream.try_write_vectored(bufs) {
+            Ok(0) => return Err(IoFail::Error(io::ErrorKind::WriteZero.into())),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(stream, limit).await?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(IoFail::Error(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the socket can take more bytes, at most `limit`.
+pub(crate) async fn wait_writable(stream: &TcpStream, limit: Duration) -> Result<(), IoFail> {
+    match tokio::time::timeout(limit, stream.writable()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(IoFail::Error(e)),
+        Err(_) => Err(IoFail::Timeout),
+    }
+}

@@ -1,0 +1,241 @@
+//! The response side of one request, shared by `start_response`, `write()` and the loop over the
+//! app's iterable: the pending head, whether it went out, and delivery of [`ResponsePart`]s.
+//!
+//! PEP 3333 ("The start_response() Callable"): "the start_response callable must not actually
+//! transmit the response headers. Instead, it must store them for the server or gateway to
+//! transmit only after the first iteration of the application return value that yields a
+//! non-empty bytestring, or upon the application's first invocation of the write() callable."
+//! So the head waits here until [`Sender::send_chunk`] or [`Sender::finish`] carries it.
+//!
+//! Delivery tries [`Responder::try_send`] with the GIL held (the common case: room in the
+//! channel) and only when the channel is full releases the GIL to block in [`Responder::send`].
+//! The state lock is never held while the GIL is released, so another Python thread touching the
+//! same response cannot deadlock with us.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use ferrule_core::exchange::{
+    ClientGone, FileBody, Responder, ResponseHead, ResponsePart, TrySendError,
+};
+use pyo3::Python;
+
+/// Body of the 500 answer sent when the application fails before its head went out.
+const ERROR_BODY: &[u8] = b"Internal Server Error";
+
+/// Where the response stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// `start_response` has not been called (successfully) yet.
+    NoHead,
+    /// A head is stored, not sent.
+    HeadPending,
+    /// The head went out; body parts may follow.
+    HeadSent,
+    /// The response is complete, aborted, or the client went away.
+    Done,
+}
+
+#[derive(Debug)]
+struct State {
+    phase: Phase,
+    head: Option<ResponseHead>,
+    /// Dropped once the response is over, so the connection sees its channel close promptly even
+    /// if the app keeps `write` or `start_response` alive.
+    responder: Option<Arc<Responder>>,
+}
+
+/// Why a chunk could not be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendError {
+    /// No head yet: `start_response` was not called.
+    NoHead,
+    /// The response is already complete.
+    Finished,
+    ClientGone,
+}
+
+#[derive(Debug)]
+pub(crate) struct Sender {
+    state: Mutex<State>,
+}
+
+impl Sender {
+    pub(crate) fn new(responder: Responder) -> Arc<Sender> {
+        Arc::new(Sender {
+            state: Mutex::new(State {
+                phase: Phase::NoHead,
+                head: None,
+                responder: Some(Arc::new(responder)),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent even if a holder panicked (every update is one assignment).
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        self.lock().phase
+    }
+
+    /// Stores (or, with `exc_info` and the head not sent yet, replaces) the head.
+    /// Returns the phase found when the head cannot be stored.
+    pub(crate) fn store_head(&self, head: ResponseHead, replace: bool) -> Result<(), Phase> {
+        let mut st = self.lock();
+        match st.phase {
+            Phase::NoHead => {}
+            Phase::HeadPending if replace => {}
+            other => return Err(other),
+        }
+        st.head = Some(head);
+        st.phase = Phase::HeadPending;
+        Ok(())
+    }
+
+    /// Sends a body chunk, carrying the head if it is still pending. `last` marks the final
+    /// chunk (the response ends with it). An empty chunk still carries a pending head (the
+    /// iterable loop skips empty items itself; `write(b"")` sends the head, as PEP 3333 says).
+    pub(crate) fn send_chunk(
+        &self,
+        py: Python<'_>,
+        chunk: Bytes,
+        last: bool,
+    ) -> Result<(), SendError> {
+        let (responder, parts) = {
+            let mut st = self.lock();
+            let responder = st.responder.clone();
+            let parts = match st.phase {
+                Phase::NoHead => return Err(SendError::NoHead),
+                Phase::Done => return Err(SendError::Finished),
+                Phase::HeadPending => {
+                    let Some(head) = st.head.take() else {
+                        return Err(SendError::NoHead);
+                    };
+                    st.phase = if last { Phase::Done } else { Phase::HeadSent };
+                    [
+                        Some(ResponsePart::Start {
+                            head,
+                            first: chunk,
+                            end: last,
+                        }),
+                        None,
+                    ]
+                }
+                Phase::HeadSent => {
+                    if last {
+                        st.phase = Phase::Done;
+                    }
+                    let body = (!chunk.is_empty()).then_some(ResponsePart::Body(chunk));
+                    [body, last.then_some(ResponsePart::End)]
+                }
+            };
+            if last {
+                st.responder = None;
+            }
+            (responder, parts)
+        };
+        let Some(responder) = responder else {
+            return Err(SendError::Finished);
+        };
+        for part in parts.into_iter().flatten() {
+            if deliver(py, &responder, part).is_err() {
+                self.gone();
+                return Err(SendError::ClientGone);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the response normally: the pending head with an empty body, or `End`.
+    pub(crate) fn finish(&self, py: Python<'_>) -> Result<(), SendError> {
+        self.send_chunk(py, Bytes::new(), true)
+    }
+
+    /// Sends the pending head followed by a file (`wsgi.file_wrapper`); the response ends there.
+    /// Gives the file back when the head is not pending (the caller then iterates instead).
+    pub(crate) fn send_file(&self, py: Python<'_>, file: FileBody) -> Result<(), FileBody> {
+        let (responder, part) = {
+            let mut st = self.lock();
+            if st.phase != Phase::HeadPending {
+                return Err(file);
+            }
+            let Some(head) = st.head.take() else {
+                return Err(file);
+            };
+            st.phase = Phase::Done;
+            (st.responder.take(), ResponsePart::StartFile { head, file })
+        };
+        if let Some(responder) = responder {
+            // A client that went away needs nothing more; the file is closed with the part.
+            let _ = deliver(py, &responder, part);
+        }
+        Ok(())
+    }
+
+    /// Ends a failed response: a plain 500 if the head has not gone out, else `Abort` so the
+    /// client sees a truncated response rather than a wrong one (PEP 3333: "the server or
+    /// gateway ... should close the connection" once headers were sent).
+    pub(crate) fn fail(&self, py: Python<'_>) {
+        let (responder, part) = {
+            let mut st = self.lock();
+            let part = match st.phase {
+                Phase::Done => return,
+                Phase::HeadSent => ResponsePart::Abort,
+                Phase::NoHead | Phase::HeadPending => ResponsePart::Start {
+                    head: error_head(),
+                    first: Bytes::from_static(ERROR_BODY),
+                    end: true,
+                },
+            };
+            st.phase = Phase::Done;
+            st.head = None;
+            (st.responder.take(), part)
+        };
+        if let Some(responder) = responder {
+            let _ = deliver(py, &responder, part);
+        }
+    }
+
+    /// True when the client is gone: the response ended that way, or the connection closed.
+    pub(crate) fn client_gone(&self) -> bool {
+        let st = self.lock();
+        match &st.responder {
+            Some(responder) => responder.is_closed(),
+            None => st.phase == Phase::Done,
+        }
+    }
+
+    /// The client went away: nothing more will be sent.
+    fn gone(&self) {
+        let mut st = self.lock();
+        st.phase = Phase::Done;
+        st.head = None;
+        st.responder = None;
+    }
+}
+
+/// `500 Internal Server Error`, `text/plain` (the connection adds the length).
+fn error_head() -> ResponseHead {
+    ResponseHead {
+        code: 500,
+        status: Bytes::from_static(b"500 Internal Server Error"),
+        headers: vec![(
+            Bytes::from_static(b"Content-Type"),
+            Bytes::from_static(b"text/plain; charset=utf-8"),
+        )],
+    }
+}
+
+/// Sends one part: without releasing the GIL when the channel has room, else blocking with the
+/// GIL released.
+fn deliver(py: Python<'_>, responder: &Responder, part: ResponsePart) -> Result<(), ClientGone> {
+    match responder.try_send(part) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Gone) => Err(ClientGone),
+        Err(TrySendError::Full(part)) => py.detach(|| responder.send(part)),
+    }
+}

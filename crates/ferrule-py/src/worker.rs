@@ -1,0 +1,136 @@
+//! The body of one application thread (`Server.serve_worker`): wait for a job with the GIL
+//! released, build the environ, call the application, send its answer, repeat until the server
+//! stops and the queue is drained.
+//!
+//! PEP 3333 "Error Handling": an exception from the application before its headers went out
+//! becomes a `500 Internal Server Error` with a plain body and the traceback on the error log;
+//! after the headers, the connection is aborted and the error logged. Nothing a request does can
+//! end the loop: Python exceptions are handled per request, and a Rust panic while serving one is
+//! caught, logged at error level with the request line, and answered like an application error.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use ferrule_core::exchange::{Job, JobReceiver, Request};
+use ferrule_core::http1::RequestHead;
+use pyo3::prelude::*;
+
+use crate::environ::{Concurrency, EnvironBuilder};
+use crate::input::Input;
+use crate::response::{log_app_error, log_exception, send_result};
+use crate::sender::Sender;
+use crate::start_response::StartResponse;
+
+/// Runs jobs from `jobs` until the queue ends.
+pub(crate) fn serve(
+    py: Python<'_>,
+    app: &Py<PyAny>,
+    jobs: &JobReceiver,
+    concurrency: Concurrency,
+) -> PyResult<()> {
+    let mut env = EnvironBuilder::new(py, concurrency)?;
+    let app = app.bind(py);
+    while let Some(job) = py.detach(|| jobs.recv()) {
+        let Job { request, responder } = job;
+        let sender = Sender::new(responder);
+        let head = request.head.clone();
+        let served = catch_unwind(AssertUnwindSafe(|| {
+            serve_one(py, app, &mut env, request, &sender)
+        }));
+        if let Err(panic) = served {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            log::error!("internal error (panic) serving {}: {what}", describe(&head));
+            sender.fail(py);
+        }
+        env.errors().get().flush_pending();
+    }
+    Ok(())
+}
+
+/// `"GET /path HTTP/1.1"` for log lines.
+fn describe(head: &RequestHead) -> String {
+    format!(
+        "{} {} {}",
+        String::from_utf8_lossy(head.method()),
+        String::from_utf8_lossy(head.target()),
+        head.version().as_str()
+    )
+}
+
+/// One request, from environ to the final response part.
+fn serve_one(
+    py: Python<'_>,
+    app: &Bound<'_, PyAny>,
+    env: &mut EnvironBuilder,
+    request: Request,
+    sender: &Arc<Sender>,
+) {
+    let Request { head, body, conn } = request;
+    let request_line = || describe(&head);
+    let input = match Bound::new(py, Input::new(body)) {
+        Ok(input) => input,
+        Err(e) => {
+            log_exception(
+                py,
+                &e,
+                &format!("cannot create wsgi.input for {}", request_line()),
+            );
+            sender.fail(py);
+            return;
+        }
+    };
+    let environ = match env.build(py, &head, &conn, &input) {
+        Ok(environ) => environ,
+        Err(e) => {
+            log_exception(
+                py,
+                &e,
+                &format!("cannot build the environ for {}", request_line()),
+            );
+            sender.fail(py);
+            return;
+        }
+    };
+    let release_input = || {
+        if let Ok(mut input) = input.try_borrow_mut() {
+            input.release();
+        }
+    };
+    let start_response = match Bound::new(py, StartResponse::new(Arc::clone(sender))) {
+        Ok(start_response) => start_response,
+        Err(e) => {
+            log_exception(
+                py,
+                &e,
+                &format!("cannot create start_response for {}", request_line()),
+            );
+            sender.fail(py);
+            return;
+        }
+    };
+    match app.call1((environ, start_response)) {
+        Ok(result) => send_result(py, &result, sender, &request_line, release_input),
+        Err(e) => {
+            let body_gone = input.try_borrow().is_ok_and(|i| i.client_went_away());
+            if body_gone {
+                log::info!(
+                    "{}: client went away while sending the request body",
+                    request_line()
+                );
+            } else {
+                log_app_error(
+                    py,
+                    &e,
+                    sender,
+                    &format!("error handling {}", request_line()),
+                );
+            }
+            release_input();
+            sender.fail(py);
+        }
+    }
+}

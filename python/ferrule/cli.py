@@ -1,0 +1,78 @@
+"""The `ferrule` command (also `python -m ferrule`): parse options, load the app, serve it.
+
+Exit codes: 0 after a clean shutdown (or a passing ``--check-config``), 1 when the app cannot be
+loaded or the server cannot start (one line ``Error: ...`` on stderr, after the app's traceback
+when the app's own code raised), 2 for bad command-line options (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from ferrule.config import ConfigError, add_arguments, config_from_namespace, option_label
+from ferrule.loader import AppLoadError, load_app
+
+__all__ = ["build_parser", "main"]
+
+
+def _version() -> str:
+    from ferrule import __version__
+
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser: every option from ferrule.config, plus the command-only flags."""
+    parser = argparse.ArgumentParser(
+        prog="ferrule",
+        description="Serve a WSGI application with ferrule.",
+        epilog="Example: ferrule --bind 0.0.0.0:8000 --threads 8 myproject.wsgi:application",
+    )
+    parser.add_argument("--version", action="version", version=f"ferrule {_version()}")
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="Check the options and load the app, then exit (0 if all is well) without serving.",
+    )
+    add_arguments(parser)
+    return parser
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"Error: {message}\n")
+    sys.stderr.flush()
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_namespace(args)
+    except ConfigError as e:
+        parser.error(f"{option_label(e.option)}: {e.message}")  # exits 2
+    assert config.app is not None  # the positional is required
+    try:
+        app = load_app(config.app, chdir=config.chdir, pythonpath=config.pythonpath)
+    except AppLoadError as e:
+        if e.show_traceback and e.__cause__ is not None:
+            traceback.print_exception(type(e.__cause__), e.__cause__, e.__cause__.__traceback__)
+        return _fail(str(e))
+    if args.check_config:
+        sys.stdout.write(f"ferrule: configuration OK, app {config.app!r} loaded\n")
+        return 0
+    try:
+        from ferrule.server import run
+
+        run(app, config)
+    except ImportError as e:
+        if getattr(e, "name", None) == "ferrule._ferrule":
+            return _fail(f"the ferrule extension module is not built or not importable: {e}")
+        raise
+    except (OSError, ValueError) as e:
+        return _fail(str(e))
+    return 0

@@ -1,0 +1,630 @@
+"""Every ferrule option, defined once.
+
+The `Config` dataclass below *is* the option table: each field carries, in its metadata, the CLI
+flags (with gunicorn-compatible aliases), the value kind (parsing and range checks), the help text
+and the `--help` section. From it come
+
+- the argparse parser and its `--help` (`add_arguments`),
+- the typed, validated `Config` object (`Config(...)` checks every value in `__post_init__`),
+- the JSON sent to Rust (`Config.to_rust_json`), which holds exactly the fields of Rust's
+  `ServerConfig` (crates/ferrule-core/src/config.rs, `deny_unknown_fields`); Python-only options
+  (`app`, `chdir`, `pythonpath`) are not sent,
+- the options table in README.md (`python -m ferrule.config --markdown`).
+
+Defaults equal the Rust `DEFAULT_*` constants; tests/unit compares them by reading config.rs.
+This module imports nothing from the compiled extension, so it works before the build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = [
+    "OPTIONS",
+    "RUST_OPTIONS",
+    "Config",
+    "ConfigError",
+    "OptionSpec",
+    "add_arguments",
+    "config_from_namespace",
+    "options_markdown",
+]
+
+# Largest values the Rust side can hold (`usize`/`u64` on 64-bit targets, `u32`, listen's `int`).
+_U64_MAX = 2**64 - 1
+_USIZE_MAX = 2**63 - 1  # conservative: also fits a signed 64-bit, and every 64-bit usize
+_BACKLOG_MAX = 2**31 - 1
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class ConfigError(ValueError):
+    """A value that cannot be used, with the option it belongs to (`option` is the config name)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+        self.option = option
+        self.message = message
+
+
+# --- value kinds: parse a CLI string, check (and normalise) a Python value -----------------------
+
+
+class _Kind:
+    """How one option's value is read from the command line and checked."""
+
+    metavar = "VALUE"
+
+    def parse(self, text: str) -> Any:
+        """Turns a command-line string into a value (then `check` runs on it)."""
+        return text
+
+    def check(self, value: Any) -> Any:
+        """Returns the value, normalised, or raises ValueError saying what is wrong."""
+        return value
+
+    def describe_default(self, value: Any) -> str:
+        return "none" if value is None else str(value)
+
+
+class _Int(_Kind):
+    metavar = "N"
+
+    def __init__(self, minimum: int, maximum: int = _USIZE_MAX, zero: str = "") -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.zero = zero  # what 0 means, for the help text
+
+    def parse(self, text: str) -> Any:
+        try:
+            return int(text.strip().replace("_", ""), 10)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {text!r}") from None
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer, got {value!r}")
+        if value < self.minimum:
+            raise ValueError(f"must be at least {self.minimum}, got {value}")
+        if value > self.maximum:
+            raise ValueError(f"must be at most {self.maximum}, got {value}")
+        return value
+
+
+_SIZE_SUFFIXES = {
+    "": 1,
+    "k": 1024,
+    "kb": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+}
+_SIZE_RE = re.compile(r"^\s*([0-9][0-9_]*)\s*([a-z]*)\s*$")
+
+
+class _Size(_Int):
+    """A byte count: an integer, or one with a binary suffix (`64K`, `1M`, `1G`)."""
+
+    metavar = "BYTES"
+
+    def parse(self, text: str) -> Any:
+        m = _SIZE_RE.match(text.lower())
+        if m is None or m.group(2) not in _SIZE_SUFFIXES:
+            raise ValueError(f"expected a size in bytes (e.g. 65536, 64K, 1M), got {text!r}")
+        return int(m.group(1).replace("_", "")) * _SIZE_SUFFIXES[m.group(2)]
+
+
+class _Seconds(_Kind):
+    metavar = "SECS"
+
+    def parse(self, text: str) -> Any:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"expected a number of seconds, got {text!r}") from None
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number of seconds, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"must be a finite number of seconds >= 0, got {value!r}")
+        return float(value)
+
+    def describe_default(self, value: Any) -> str:
+        return f"{value:g}"
+
+
+class _Choice(_Kind):
+    def __init__(self, choices: Sequence[str]) -> None:
+        self.choices = tuple(choices)
+        self.metavar = "{" + ",".join(self.choices) + "}"
+
+    def parse(self, text: str) -> Any:
+        return text.strip().lower()
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, str) or value.lower() not in self.choices:
+            raise ValueError(f"must be one of {', '.join(self.choices)}; got {value!r}")
+        return value.lower()
+
+
+class _Text(_Kind):
+    """A string; `optional` allows None (for example: no access log)."""
+
+    def __init__(self, metavar: str, optional: bool = False, nonempty: bool = True) -> None:
+        self.metavar = metavar
+        self.optional = optional
+        self.nonempty = nonempty
+
+    def check(self, value: Any) -> Any:
+        if value is None and self.optional:
+            return None
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        if self.nonempty and not value:
+            raise ValueError("must not be empty")
+        if "\x00" in value:
+            raise ValueError("must not contain NUL")
+        return value
+
+
+class _HeaderValue(_Kind):
+    """A value sent as a response header: visible ASCII, spaces and tabs only (RFC 9110 5.5)."""
+
+    metavar = "STR"
+    _BAD = re.compile(r"[^\t\x20-\x7e]")
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        if self._BAD.search(value) or value != value.strip(" \t"):
+            raise ValueError(
+                f"must be visible ASCII without leading/trailing whitespace, got {value!r}"
+            )
+        return value
+
+    def describe_default(self, value: Any) -> str:
+        return repr(value) if value else "''"
+
+
+_PORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.%\w]+\]|[^\[\]:]+):([0-9]{1,5})$")
+
+
+class _Binds(_Kind):
+    """One or more listen addresses, `HOST:PORT` or `[IPV6]:PORT`; port 0 picks a free port."""
+
+    metavar = "ADDRESS"
+
+    def check(self, value: Any) -> Any:
+        items = (value,) if isinstance(value, str) else value
+        try:
+            items = tuple(items)
+        except TypeError:
+            raise ValueError(f"expected an address or a list of addresses, got {value!r}") from None
+        if not items:
+            raise ValueError("at least one address is needed")
+        for item in items:
+            if not isinstance(item, str):
+                raise ValueError(f"expected an address string, got {item!r}")
+            if item.startswith(("unix:", "fd://")):
+                raise ValueError(f"{item!r}: only TCP addresses HOST:PORT are supported")
+            m = _PORT_RE.match(item)
+            if m is None:
+                raise ValueError(f"{item!r} is not HOST:PORT or [IPV6]:PORT")
+            if int(m.group(2)) > 65535:
+                raise ValueError(f"{item!r}: port must be 0-65535")
+        return items
+
+    def describe_default(self, value: Any) -> str:
+        return ", ".join(value)
+
+
+class _PathList(_Kind):
+    """Comma-separated directories (gunicorn `--pythonpath`)."""
+
+    metavar = "DIRS"
+
+    def parse(self, text: str) -> Any:
+        return tuple(p.strip() for p in text.split(",") if p.strip())
+
+    def check(self, value: Any) -> Any:
+        items = (value,) if isinstance(value, str) else value
+        try:
+            items = tuple(items)
+        except TypeError:
+            raise ValueError(f"expected a list of directories, got {value!r}") from None
+        if not all(isinstance(p, str) and p for p in items):
+            raise ValueError(f"expected non-empty directory names, got {value!r}")
+        return items
+
+    def describe_default(self, value: Any) -> str:
+        return ",".join(value) or "none"
+
+
+class _Flag(_Kind):
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected True or False, got {value!r}")
+        return value
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+SECTION_APP = "Application"
+SECTION_SOCKET = "Listening"
+SECTION_WORKER = "Threads"
+SECTION_LIMITS = "Request limits"
+SECTION_TIMEOUTS = "Timeouts"
+SECTION_LOGGING = "Logging"
+SECTION_HTTP = "HTTP"
+SECTIONS = (
+    SECTION_APP,
+    SECTION_SOCKET,
+    SECTION_WORKER,
+    SECTION_LIMITS,
+    SECTION_TIMEOUTS,
+    SECTION_LOGGING,
+    SECTION_HTTP,
+)
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option: its config name, CLI flags, kind, help text and section."""
+
+    name: str
+    flags: tuple[str, ...]
+    kind: _Kind
+    help: str
+    section: str
+    rust: bool  # sent to Rust's ServerConfig
+    positional: bool = False
+    repeat: bool = False  # the flag may be given several times (values accumulate)
+    default: Any = None  # filled from the dataclass field
+
+    @property
+    def metavar(self) -> str:
+        return "APP" if self.positional else self.kind.metavar
+
+    def check(self, value: Any) -> Any:
+        try:
+            return self.kind.check(value)
+        except ValueError as e:
+            raise ConfigError(self.name, str(e)) from None
+
+
+def _option(
+    default: Any,
+    kind: _Kind,
+    help: str,
+    section: str,
+    flags: Sequence[str] = (),
+    rust: bool = True,
+    positional: bool = False,
+    repeat: bool = False,
+) -> Any:
+    spec = OptionSpec(
+        name="",
+        flags=tuple(flags),
+        kind=kind,
+        help=help,
+        section=section,
+        rust=rust,
+        positional=positional,
+        repeat=repeat,
+    )
+    return dataclasses.field(default=default, metadata={"ferrule": spec})
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of one ferrule process. Every value is checked on construction;
+    a bad one raises `ConfigError` naming the option."""
+
+    app: str | None = _option(
+        None,
+        _Text("APP", optional=True),
+        "The WSGI app: 'pkg.module:attr', 'pkg.module' (uses 'application', then 'app'), "
+        "'path/to/site.wsgi' or 'path/to/app.py' (defines 'application'), "
+        "or a factory call 'pkg.module:create_app(\"arg\", debug=True)' with literal arguments.",
+        SECTION_APP,
+        rust=False,
+        positional=True,
+    )
+    chdir: str | None = _option(
+        None,
+        _Text("DIR", optional=True),
+        "Change to this directory before loading the app.",
+        SECTION_APP,
+        flags=("--chdir",),
+        rust=False,
+    )
+    pythonpath: tuple[str, ...] = _option(
+        (),
+        _PathList(),
+        "Comma-separated directories put in front of sys.path before loading the app.",
+        SECTION_APP,
+        flags=("--pythonpath",),
+        rust=False,
+    )
+    bind: tuple[str, ...] = _option(
+        ("127.0.0.1:8000",),
+        _Binds(),
+        "Address to listen on, HOST:PORT or [IPV6]:PORT; repeat to listen on several. "
+        "Port 0 picks a free port (the log says which).",
+        SECTION_SOCKET,
+        flags=("-b", "--bind"),
+        repeat=True,
+    )
+    threads: int = _option(
+        4,
+        _Int(1, 100_000),
+        "Python threads running the app in this process.",
+        SECTION_WORKER,
+        flags=("--threads",),
+    )
+    backlog: int = _option(
+        2048,
+        _Int(1, _BACKLOG_MAX),
+        "Listen backlog: connections the kernel queues before they are accepted.",
+        SECTION_SOCKET,
+        flags=("--backlog",),
+    )
+    max_buffered_body: int = _option(
+        1024 * 1024,
+        _Size(0),
+        "Request bodies up to this size are read completely before the app is called; "
+        "larger ones stream to the app as it reads.",
+        SECTION_LIMITS,
+        flags=("--max-buffered-body",),
+    )
+    limit_request_line: int = _option(
+        8190,
+        _Size(16),
+        "Longest request line accepted, in bytes (longer: 414).",
+        SECTION_LIMITS,
+        flags=("--limit-request-line",),
+    )
+    limit_request_fields: int = _option(
+        100,
+        _Int(1),
+        "Most header fields accepted in one request (more: 431).",
+        SECTION_LIMITS,
+        flags=("--limit-request-fields",),
+    )
+    limit_request_field_size: int = _option(
+        8190,
+        _Size(16),
+        "Longest header field line accepted, in bytes (longer: 431).",
+        SECTION_LIMITS,
+        flags=("--limit-request-field_size", "--limit-request-field-size"),
+    )
+    limit_request_head: int = _option(
+        64 * 1024,
+        _Size(16),
+        "Largest request head (request line and all headers), in bytes (larger: 431).",
+        SECTION_LIMITS,
+        flags=("--limit-request-head",),
+    )
+    limit_request_body: int = _option(
+        1024**3,
+        _Size(0, _U64_MAX),
+        "Largest request body, in bytes; 0 means unlimited (larger: 413).",
+        SECTION_LIMITS,
+        flags=("--limit-request-body",),
+    )
+    keepalive_timeout: float = _option(
+        5.0,
+        _Seconds(),
+        "Seconds an idle keep-alive connection waits for its next request.",
+        SECTION_TIMEOUTS,
+        flags=("--keep-alive", "--keepalive"),
+    )
+    header_timeout: float = _option(
+        30.0,
+        _Seconds(),
+        "Seconds a client has to send a complete request head.",
+        SECTION_TIMEOUTS,
+        flags=("--header-timeout",),
+    )
+    body_timeout: float = _option(
+        30.0,
+        _Seconds(),
+        "Seconds a request body may go without making progress.",
+        SECTION_TIMEOUTS,
+        flags=("--body-timeout",),
+    )
+    write_timeout: float = _option(
+        30.0,
+        _Seconds(),
+        "Seconds one write to a client may go without making progress.",
+        SECTION_TIMEOUTS,
+        flags=("--write-timeout",),
+    )
+    graceful_timeout: float = _option(
+        30.0,
+        _Seconds(),
+        "Seconds in-flight requests get to finish on shutdown.",
+        SECTION_TIMEOUTS,
+        flags=("--graceful-timeout",),
+    )
+    log_level: str = _option(
+        "info",
+        _Choice(LOG_LEVELS),
+        "Error log verbosity.",
+        SECTION_LOGGING,
+        flags=("--log-level",),
+    )
+    access_log: str | None = _option(
+        None,
+        _Text("PATH", optional=True),
+        "Write an access log line per request to this file ('-' for stdout); off by default.",
+        SECTION_LOGGING,
+        flags=("--access-logfile", "--access-log"),
+    )
+    error_log: str = _option(
+        "-",
+        _Text("PATH"),
+        "Write the error log to this file ('-' for stderr).",
+        SECTION_LOGGING,
+        flags=("--error-logfile", "--log-file"),
+    )
+    server_header: str = _option(
+        "ferrule",
+        _HeaderValue(),
+        "Value of the Server response header; empty sends none.",
+        SECTION_HTTP,
+        flags=("--server-header",),
+    )
+    multiprocess: bool = _option(
+        False,
+        _Flag(),
+        "Reported to the app as wsgi.multiprocess; set by the process manager, not a flag.",
+        SECTION_WORKER,
+    )
+
+    def __post_init__(self) -> None:
+        for spec in OPTIONS:
+            value = spec.check(getattr(self, spec.name))
+            object.__setattr__(self, spec.name, value)
+
+    @classmethod
+    def from_options(cls, **options: Any) -> Config:
+        """Builds a Config from option names; an unknown name raises TypeError naming it."""
+        for name in options:
+            if name not in _BY_NAME:
+                raise TypeError(f"unknown ferrule option {name!r}")
+        return cls(**options)
+
+    def rust_dict(self) -> dict[str, Any]:
+        """The values Rust's `ServerConfig` takes, under its field names."""
+        out: dict[str, Any] = {}
+        for spec in RUST_OPTIONS:
+            value = getattr(self, spec.name)
+            out[spec.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def to_rust_json(self) -> str:
+        """The JSON handed to `_ferrule.Server`: exactly the fields of Rust's `ServerConfig`."""
+        return json.dumps(self.rust_dict())
+
+
+def _collect() -> tuple[OptionSpec, ...]:
+    specs = []
+    for f in dataclasses.fields(Config):
+        spec = f.metadata["ferrule"]
+        specs.append(dataclasses.replace(spec, name=f.name, default=f.default))
+    return tuple(specs)
+
+
+OPTIONS: tuple[OptionSpec, ...] = _collect()
+RUST_OPTIONS: tuple[OptionSpec, ...] = tuple(s for s in OPTIONS if s.rust)
+_BY_NAME = {s.name: s for s in OPTIONS}
+
+
+# --- argparse ----------------------------------------------------------------------------------
+
+
+def _arg_type(spec: OptionSpec) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            value = spec.kind.parse(text)
+            if spec.repeat:  # each occurrence is one item of the list
+                return spec.kind.check((value,))[0]
+            return spec.kind.check(value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = spec.name  # argparse names the type in some messages
+    return convert
+
+
+def _help_text(spec: OptionSpec) -> str:
+    if spec.positional:
+        return spec.help
+    return f"{spec.help} [default: {spec.kind.describe_default(spec.default)}]"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds every option with CLI flags (and the APP positional), grouped by section. Values
+    default to None in the namespace so `config_from_namespace` sees what was given."""
+    groups = {section: parser.add_argument_group(section) for section in SECTIONS}
+    for spec in OPTIONS:
+        group = groups[spec.section]
+        if spec.positional:
+            group.add_argument(spec.name, metavar=spec.metavar, help=_help_text(spec))
+        elif spec.flags:
+            group.add_argument(
+                *spec.flags,
+                dest=spec.name,
+                metavar=spec.metavar,
+                type=_arg_type(spec),
+                action="append" if spec.repeat else "store",
+                default=None,
+                help=_help_text(spec),
+            )
+
+
+def config_from_namespace(ns: argparse.Namespace) -> Config:
+    """The Config for parsed arguments; options not given keep their defaults."""
+    given = {
+        spec.name: getattr(ns, spec.name)
+        for spec in OPTIONS
+        if getattr(ns, spec.name, None) is not None
+    }
+    return Config(**given)
+
+
+def option_label(name: str) -> str:
+    """How an option is named to a command-line user: its long flag, else its name."""
+    spec = _BY_NAME.get(name)
+    if spec is None or spec.positional or not spec.flags:
+        return name.upper() if spec is not None and spec.positional else name
+    return next((f for f in spec.flags if f.startswith("--")), spec.flags[0])
+
+
+def iter_cli_options() -> Iterator[OptionSpec]:
+    """Options settable on the command line (the APP positional excluded)."""
+    return (s for s in OPTIONS if s.flags)
+
+
+# --- documentation -----------------------------------------------------------------------------
+
+
+def options_markdown() -> str:
+    """The options table pasted into README.md (a unit test keeps the two equal)."""
+    lines = ["| Option | Default | Meaning |", "|---|---|---|"]
+    for spec in iter_cli_options():
+        flags = ", ".join(
+            f"`{f} {spec.metavar}`" if i == 0 else f"`{f}`" for i, f in enumerate(spec.flags)
+        )
+        default = spec.kind.describe_default(spec.default)
+        lines.append(f"| {flags} | `{default}` | {spec.help} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ferrule.config", description="Print ferrule's options."
+    )
+    parser.add_argument("--markdown", action="store_true", help="the README options table")
+    parser.add_argument("--json", action="store_true", help="the default config sent to Rust")
+    args = parser.parse_args(argv)
+    if args.json:
+        sys.stdout.write(Config().to_rust_json() + "\n")
+    else:
+        sys.stdout.write(options_markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

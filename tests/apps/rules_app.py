@@ -1,0 +1,114 @@
+"""PEP 3333 behaviours the validator allows, so this app runs under `wsgiref.validate.validator`.
+
+Routes:
+  /write            write(b"one-"), write(b"two-"), then returns [b"three"]
+  /write-only       write(b"all"), returns []
+  /exc-before       start_response(200, X-First), then on an error start_response(500, X-Replaced,
+                    exc_info) before any body: the replacement must be what is sent
+  /exc-after        yields b"first", then calls start_response(..., exc_info): must re-raise, so
+                    the server aborts the connection
+  /late             a generator that calls start_response inside its first iteration
+  /empty-then-error start_response(200, X-First), yields b"" twice, then replaces the head with
+                    503 + X-Second via exc_info and yields b"changed": proves headers wait for the
+                    first non-empty chunk
+  /empty-chunks     yields b"", b"", b"data", b"", b"more" without a Content-Length
+  /cl-short         declares Content-Length 100, sends 10 bytes
+  /cl-long          declares Content-Length 5, sends 16 bytes
+"""
+
+from __future__ import annotations
+
+import sys
+from wsgiref.validate import validator
+
+from _util import text_response
+
+TEXT = [("Content-Type", "text/plain")]
+
+
+def _write(environ, start_response):
+    write = start_response("200 OK", list(TEXT))
+    write(b"one-")
+    write(b"two-")
+    return [b"three"]
+
+
+def _write_only(environ, start_response):
+    write = start_response("200 OK", list(TEXT))
+    write(b"all")
+    return []
+
+
+def _exc_before(environ, start_response):
+    start_response("200 OK", TEXT + [("X-First", "1")])
+    try:
+        raise ValueError("replaced before the body")
+    except ValueError:
+        start_response("500 Internal Server Error", TEXT + [("X-Replaced", "1")], sys.exc_info())
+    return [b"replaced"]
+
+
+def _exc_after(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    yield b"first"
+    try:
+        raise ValueError("exc-after-marker")
+    except ValueError:
+        # Headers are already sent: start_response must re-raise exc_info (PEP 3333).
+        start_response("500 Internal Server Error", list(TEXT), sys.exc_info())
+    yield b"must never be sent"
+
+
+def _late(environ, start_response):
+    start_response("200 OK", TEXT + [("X-Late", "1")])
+    yield b"late "
+    yield b"body"
+
+
+def _empty_then_error(environ, start_response):
+    start_response("200 OK", TEXT + [("X-First", "1")])
+    yield b""
+    yield b""
+    try:
+        raise RuntimeError("change of mind before the first byte")
+    except RuntimeError:
+        start_response("503 Service Unavailable", TEXT + [("X-Second", "1")], sys.exc_info())
+    yield b"changed"
+
+
+def _empty_chunks(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    yield from (b"", b"", b"data", b"", b"more")
+
+
+def _cl_short(environ, start_response):
+    start_response("200 OK", TEXT + [("Content-Length", "100")])
+    return [b"0123456789"]
+
+
+def _cl_long(environ, start_response):
+    start_response("200 OK", TEXT + [("Content-Length", "5")])
+    return [b"01234", b"56789abcdef"]
+
+
+ROUTES = {
+    "/write": _write,
+    "/write-only": _write_only,
+    "/exc-before": _exc_before,
+    "/exc-after": _exc_after,
+    "/late": _late,
+    "/empty-then-error": _empty_then_error,
+    "/empty-chunks": _empty_chunks,
+    "/cl-short": _cl_short,
+    "/cl-long": _cl_long,
+}
+
+
+def _app(environ, start_response):
+    route = ROUTES.get(environ["PATH_INFO"])
+    if route is None:
+        return text_response(start_response, b"not found", status="404 Not Found")
+    return route(environ, start_response)
+
+
+application = validator(_app)
