@@ -6,7 +6,7 @@ Routes (PATH_INFO):
   /echo               the request body (read with read(8192) until b""), with a Content-Length
   /errors?msg=M       writes M to wsgi.errors, flushes, answers "logged"
   /stream?n=N&size=S  N chunks of S bytes (b"x"...), no Content-Length (chunked on 1.1)
-  /slow?ms=M          sleeps M ms, then answers "slept"
+  /slow?ms=M[&log=L]  writes L to wsgi.errors (if given), sleeps M ms, then answers "slept"
   /case               a response header spelled "X-CuStOm"
   /status?code=C      an empty response with status C (reason "Test")
   /count              how many requests this process answered before this one
@@ -56,6 +56,9 @@ def _app(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return (b"x" * size for _ in range(n))
     if path == "/slow":
+        if "log" in q:  # lets a test wait until the request is inside the app
+            environ["wsgi.errors"].write(q["log"] + "\n")
+            environ["wsgi.errors"].flush()
         time.sleep(int(q.get("ms", "100")) / 1000)
         return text_response(start_response, b"slept")
     if path == "/case":

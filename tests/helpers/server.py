@@ -112,6 +112,8 @@ class FerruleProcess:
         self.pid = 0
         #: Set by a test that provokes app errors on purpose (tracebacks, [ERROR] lines).
         self.errors_expected = False
+        #: Set when the test itself stopped the server.
+        self.exited_on_purpose = False
         self.proc: subprocess.Popen | None = None
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -159,6 +161,23 @@ class FerruleProcess:
                 ) from None
         self._close_pipes()
         return self.proc.returncode
+
+    def send_signal(self, sig: int) -> None:
+        """Sends `sig` to test shutdown behaviour; the fixture then does not count the exit as
+        unexpected."""
+        assert self.proc is not None
+        self.exited_on_purpose = True
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout: float = STOP_TIMEOUT) -> int:
+        """Waits for the process to exit (after `send_signal`) and returns its exit code."""
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise ServerFailed(f"ferrule did not exit within {timeout}s") from None
+        self._close_pipes()
+        return code
 
     def _kill(self) -> None:
         assert self.proc is not None

@@ -35,26 +35,23 @@ use crate::http1::{
 /// Spare room reserved before a read while a head is incomplete.
 const HEAD_READ: usize = 4 * 1024;
 
-/// A write buffer bigger than this (a response with huge headers) is not kept between
-/// requests.
-const WBUF_KEEP: usize = 1024;
-
 /// After an error response, how long and how much the connection keeps reading (and
 /// discarding) before closing, so that unread request bytes do not make the kernel reset the
 /// connection before the client has read the answer.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 256 * 1024;
 
-/// Serves one accepted connection until it closes. `_done` is dropped at the end: the server
-/// counts live connections by these senders.
-pub(crate) async fn serve(
+/// Serves one accepted connection until it closes. `done` is dropped at the end: the server
+/// counts live connections by these senders. (A plain fn returning the future, so the
+/// arguments are not stored twice in every connection's task.)
+pub(crate) fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
-    _done: mpsc::Sender<()>,
-) {
-    let mut conn = Conn {
+    done: mpsc::Sender<()>,
+) -> impl std::future::Future<Output = ()> + Send {
+    let conn = Conn {
         shutdown: shared.shutdown.clone(),
         shared,
         stream,
@@ -66,7 +63,7 @@ pub(crate) async fn serve(
         buf: BytesMut::new(),
         wbuf: BytesMut::new(),
     };
-    conn.run().await;
+    conn.serve(done)
 }
 
 struct Conn {
@@ -76,7 +73,7 @@ struct Conn {
     info: ConnInfo,
     /// Read buffer: request heads and bodies are split off its front without copies.
     buf: BytesMut,
-    /// Response heads and chunk-size lines.
+    /// Response heads and chunk-size lines; released while the connection is idle.
     wbuf: BytesMut,
 }
 
@@ -87,11 +84,14 @@ enum Next {
 }
 
 impl Conn {
-    async fn run(&mut self) {
+    async fn serve(mut self, _done: mpsc::Sender<()>) {
         let mut first = true;
         while let Some(head) = self.read_head(first).await {
             first = false;
-            match self.exchange(head).await {
+            // Boxed: the exchange's state (response batch, body feeder, timers) is several KiB
+            // and exists only while a request is in flight; unboxed it would be part of every
+            // connection's task, idle ones included.
+            match Box::pin(self.exchange(head)).await {
                 Next::KeepAlive => {}
                 Next::Close => return,
             }
@@ -106,7 +106,7 @@ impl Conn {
         let mut deadline = None;
         if self.buf.is_empty() {
             // Idle: hold no read buffer while waiting for the client (see `read_idle`).
-            if self.wbuf.capacity() > WBUF_KEEP {
+            if self.wbuf.capacity() > 0 {
                 self.wbuf = BytesMut::new();
             }
             let idle = if first {
@@ -169,7 +169,9 @@ impl Conn {
     /// Answers with the declared outcome of `e` and closes.
     async fn refuse_with(&mut self, e: RequestError) {
         let o = e.outcome();
-        self.refuse(o.status, o.reason).await;
+        // Boxed: a rare path whose state (write, linger timers) should not enlarge every
+        // connection's task.
+        Box::pin(self.refuse(o.status, o.reason)).await;
     }
 
     /// Answers with a plain-text error and `Connection: close`, then lingers briefly.
@@ -189,14 +191,16 @@ impl Conn {
     }
 
     /// Half-closes, then reads and drops what the client still sends (bounded), so the kernel
-    /// does not answer unread bytes with a reset that could destroy the response in flight.
+    /// does not answer unread bytes with a reset that could destroy the response in flight
+    /// (RFC 9112 §9.6: close in stages, "to avoid the TCP reset problem").
     async fn linger(&mut self) {
         let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write);
+        let (stream, buf) = (&self.stream, &mut self.buf);
         let drain = async {
             let mut seen = 0;
             loop {
-                self.buf.clear();
-                match read_some(&self.stream, &mut self.buf, HEAD_READ).await {
+                buf.clear();
+                match read_some(stream, buf, HEAD_READ).await {
                     Ok(0) | Err(_) => return,
                     Ok(n) => seen += n,
                 }
@@ -205,7 +209,11 @@ impl Conn {
                 }
             }
         };
-        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+        // A stopping server does not wait for lingering clients.
+        tokio::select! {
+            _ = tokio::time::timeout(LINGER_TIME, drain) => {}
+            _ = self.shutdown.wait_for(|s| *s) => {}
+        }
     }
 
     /// One request: body, hand-off, response. Decides whether the connection goes on.
@@ -401,5 +409,31 @@ impl Conn {
             BodyFail::Invalid { status, reason } => self.refuse(status, reason).await,
         }
         Next::Close
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn probe() {
+        fn size<F: std::future::Future>(_: &F) -> usize { std::mem::size_of::<F>() }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let a = l.local_addr().unwrap();
+            let s = tokio::net::TcpStream::connect(a).await.unwrap();
+            let (tx, _rx) = crate::exchange::job_queue();
+            let (_w, r) = tokio::sync::watch::channel(false);
+            let shared = std::sync::Arc::new(super::Shared { config: Default::default(), limits: crate::http1::HeadLimits{request_line:1,fields:1,field_size:1,head:1}, access: None, jobs: tx, shutdown: r, server_header: vec![] });
+            let (d, _) = tokio::sync::mpsc::channel(1);
+            let f = super::serve(shared, s, a, a, d);
+            eprintln!("serve future: {} bytes", size(&f));
+            let st = tokio::net::TcpStream::connect(a).await.unwrap();
+            let mut b = bytes::BytesMut::new();
+            eprintln!("sleep {}", size(&tokio::time::sleep(std::time::Duration::from_secs(1))));
+            eprintln!("read_idle {}", size(&super::read_idle(&st, &mut b, 1)));
+            let (_w2, mut r2) = tokio::sync::watch::channel(false);
+            eprintln!("wait_for {}", size(&r2.wait_for(|s| *s)));
+            eprintln!("conn {}", std::mem::size_of::<super::Conn>());
+        });
     }
 }
