@@ -67,6 +67,11 @@ CHECK_TIMEOUT_S = 10.0
 CHECK_SLOW_S = 2.0
 #: wrk's per-request timeout: a response slower than this counts as a timeout error.
 WRK_REQUEST_TIMEOUT = "5s"
+#: A keep-alive run whose busy connections (Little's law: RPS x mean latency) fall below this
+#: fraction of the connections opened is flagged "starved": wrk never reports a connection that
+#: gets no response at all (seen: uWSGI --http11-socket serves one connection per thread and
+#: leaves the others waiting in the backlog for the whole run).
+STARVED_FRACTION = 0.5
 #: Slack added to a wrk run's duration for its subprocess timeout.
 WRK_GRACE_S = 30.0
 #: Timeout of one pip invocation (building ferrule or uWSGI from source is slow on 2 cores).
@@ -112,6 +117,10 @@ class Scenario:
     @property
     def target(self) -> str:
         return f"{self.app}:application"
+
+    @property
+    def keep_alive(self) -> bool:
+        return "connection: close" not in (h.lower() for h in self.headers)
 
 
 def _expect_len(n: int) -> Callable[[bytes], str | None]:
@@ -669,6 +678,12 @@ def run_wrk(sc: Scenario, port: int, duration: int, script: Path, pin: bool) -> 
     # pipelined requests or never ends a body). wrk counts those as timeouts only after
     # WRK_REQUEST_TIMEOUT, so a short run would otherwise look clean.
     res["errors"]["stalled"] = int(res["requests"] < sc.connections)
+    res["busy_connections"] = res["rps"] * res["latency_us"]["mean"] / 1e6
+    res["errors"]["starved"] = int(
+        sc.keep_alive
+        and sc.latency_valid
+        and res["busy_connections"] < STARVED_FRACTION * sc.connections
+    )
     res["error_total"] = sum(res["errors"].values())
     return res
 
@@ -726,7 +741,7 @@ def bench_one(
 
 
 def summarize(runs: list[dict], latency_valid: bool) -> dict:
-    """Medians over the runs; errors are summed ("stalled" counts runs)."""
+    """Medians over the runs; errors are summed ("stalled" and "starved" count runs)."""
 
     def med(key: Callable[[dict], float | None]) -> float | None:
         values = [v for v in (key(r) for r in runs) if v is not None]
@@ -743,6 +758,7 @@ def summarize(runs: list[dict], latency_valid: bool) -> dict:
         "cpu_us_per_req": med(lambda r: r["cpu_us_per_req"]),
         "server_cpu_pct": med(lambda r: 100 * r["server_cpu_s"] * 1e6 / r["duration_us"]),
         "wrk_cpu_pct": med(lambda r: 100 * r["wrk_cpu_s"] * 1e6 / r["duration_us"]),
+        "busy_connections": med(lambda r: r["busy_connections"]) if latency_valid else None,
         "requests": sum(r["requests"] for r in runs),
         "errors": {k: v for k, v in errors.items() if v},
     }
@@ -907,6 +923,8 @@ def markdown(report: dict) -> str:
                 lines.append(f"| {r['server']} | FAILED: {reason} |" + " |" * 9)
                 continue
             errs = ", ".join(f"{k} {v}" for k, v in med["errors"].items())
+            if "starved" in med["errors"]:
+                errs += f" (~{med['busy_connections']:.0f} of {sc.connections} connections busy)"
             lines.append(
                 f"| {r['server']} | {_fmt(med['rps'], 0)} | {_fmt(med['p50_ms'], 2)} "
                 f"| {_fmt(med['p99_ms'], 2)} | {_fmt(r['rss_kb'] / 1024, 1)} "

@@ -1,6 +1,7 @@
 """Type stub for the `ferrule._ferrule` extension (crates/ferrule-py). Keep in sync with lib.rs."""
 
-from typing import Any, Callable, Iterator, Protocol
+from collections.abc import Iterator
+from typing import Any, Callable, Protocol
 
 class _Readable(Protocol):
     def read(self, size: int, /) -> bytes: ...

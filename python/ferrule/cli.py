@@ -28,7 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser: every option from ferrule.config, plus the command-only flags."""
     parser = argparse.ArgumentParser(
         prog="ferrule",
-        description="Serve a WSGI application with ferrule.",
+        description=(
+            "Serve a WSGI application with ferrule. BYTES values accept K, M and G suffixes "
+            "(powers of 1024); SECS values may be fractional."
+        ),
         epilog="Example: ferrule --bind 0.0.0.0:8000 --threads 8 myproject.wsgi:application",
     )
     parser.add_argument("--version", action="version", version=f"ferrule {_version()}")

@@ -40,7 +40,7 @@ __all__ = [
 
 # Largest values the Rust side can hold (`usize`/`u64` on 64-bit targets, `u32`, listen's `int`).
 _U64_MAX = 2**64 - 1
-_USIZE_MAX = 2**63 - 1  # conservative: also fits a signed 64-bit, and every 64-bit usize
+_USIZE_MAX = 2**63 - 1  # below every 64-bit usize; also fits the signed 64-bit range
 _BACKLOG_MAX = 2**31 - 1
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

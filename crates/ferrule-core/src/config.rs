@@ -138,7 +138,10 @@ impl ServerConfig {
     /// Checks ranges that the types alone do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |setting, message: &str| {
-            Err(ConfigError { setting, message: message.to_owned() })
+            Err(ConfigError {
+                setting,
+                message: message.to_owned(),
+            })
         };
         if self.bind.is_empty() {
             return err("bind", "at least one address is needed");

@@ -81,29 +81,55 @@ impl std::fmt::Display for BodyError {
 impl std::error::Error for BodyError {}
 
 /// The receiving end of a streamed request body. Owned by the application thread.
+///
+/// The connection marks the end of the body with an empty chunk ([`BodyStream::END`]); a channel
+/// that closes without it was cut off (the connection went away), which
+/// [`BodyStream::blocking_next`] reports as [`BodyError::Incomplete`], never as a short body.
 #[derive(Debug)]
 pub struct BodyStream {
     pub(crate) rx: tokio::sync::mpsc::Receiver<Result<Bytes, BodyError>>,
     /// Bytes still expected when the length is known (Content-Length), `None` for chunked.
     pub remaining_hint: Option<u64>,
+    /// The end marker arrived.
+    finished: bool,
 }
 
 impl BodyStream {
     /// Builds a stream and the sender the connection task feeds it with.
     pub fn channel(
         remaining_hint: Option<u64>,
-    ) -> (tokio::sync::mpsc::Sender<Result<Bytes, BodyError>>, BodyStream) {
+    ) -> (
+        tokio::sync::mpsc::Sender<Result<Bytes, BodyError>>,
+        BodyStream,
+    ) {
         let (tx, rx) = tokio::sync::mpsc::channel(BODY_CHANNEL_CHUNKS);
-        (tx, BodyStream { rx, remaining_hint })
+        (
+            tx,
+            BodyStream {
+                rx,
+                remaining_hint,
+                finished: false,
+            },
+        )
     }
+
+    /// What the connection sends after the last body chunk.
+    pub const END: Bytes = Bytes::new();
 
     /// Blocks until the next chunk arrives. `Ok(None)` is the end of the body.
     /// Must not be called from an async context (it blocks the thread).
     pub fn blocking_next(&mut self) -> Result<Option<Bytes>, BodyError> {
+        if self.finished {
+            return Ok(None);
+        }
         match self.rx.blocking_recv() {
+            Some(Ok(chunk)) if chunk.is_empty() => {
+                self.finished = true;
+                Ok(None)
+            }
             Some(Ok(chunk)) => Ok(Some(chunk)),
             Some(Err(e)) => Err(e),
-            None => Ok(None),
+            None => Err(BodyError::Incomplete),
         }
     }
 }
@@ -137,7 +163,11 @@ pub enum ResponsePart {
     /// The head with the first non-empty body chunk (PEP 3333: headers go out with the first
     /// non-empty chunk or at the end). `end: true` means `first` is the whole body: the connection
     /// then frames it with a Content-Length if the app gave none (no chunking for one-element lists).
-    Start { head: ResponseHead, first: Bytes, end: bool },
+    Start {
+        head: ResponseHead,
+        first: Bytes,
+        end: bool,
+    },
     /// A head followed by a file body; the response ends after it.
     StartFile { head: ResponseHead, file: FileBody },
     /// More body.
@@ -227,6 +257,9 @@ pub struct JobSender {
 
 impl JobSender {
     /// Queues a job; gives it back if every receiver is gone.
+    // The job is given back whole on purpose (the caller answers its request); the error path
+    // is rare (no application thread left), so its size does not matter.
+    #[allow(clippy::result_large_err)]
     pub fn push(&self, job: Job) -> Result<(), Job> {
         self.tx.send(job).map_err(|e| e.0)
     }

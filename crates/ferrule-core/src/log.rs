@@ -22,7 +22,11 @@ enum Sink {
 impl Sink {
     fn open(dest: &str, dash_is_stdout: bool) -> std::io::Result<Sink> {
         if dest == "-" {
-            return Ok(if dash_is_stdout { Sink::Stdout } else { Sink::Stderr });
+            return Ok(if dash_is_stdout {
+                Sink::Stdout
+            } else {
+                Sink::Stderr
+            });
         }
         let file = OpenOptions::new().create(true).append(true).open(dest)?;
         Ok(Sink::File(Mutex::new(file)))
@@ -105,7 +109,13 @@ impl log::Log for ErrorLog {
             log::Level::Info => "INFO",
             log::Level::Debug | log::Level::Trace => "DEBUG",
         };
-        let line = format!("[{}] [{}] [{}] {}\n", timestamp(), self.pid, level, record.args());
+        let line = format!(
+            "[{}] [{}] [{}] {}\n",
+            timestamp(),
+            self.pid,
+            level,
+            record.args()
+        );
         self.sink.write_line(line.as_bytes());
     }
 
@@ -134,9 +144,14 @@ pub fn init_error_log(level: LogLevel, dest: &str) -> Result<(), LogOpenError> {
     if INSTALLED.get().is_some() {
         return Ok(());
     }
-    let sink = Sink::open(dest, false)
-        .map_err(|source| LogOpenError { path: dest.to_owned(), source })?;
-    let logger = Box::leak(Box::new(ErrorLog { sink, pid: std::process::id() }));
+    let sink = Sink::open(dest, false).map_err(|source| LogOpenError {
+        path: dest.to_owned(),
+        source,
+    })?;
+    let logger = Box::leak(Box::new(ErrorLog {
+        sink,
+        pid: std::process::id(),
+    }));
     if log::set_logger(logger).is_ok() {
         let _ = INSTALLED.set(());
     }
@@ -152,8 +167,10 @@ pub struct AccessLog {
 impl AccessLog {
     /// Opens `dest` (`-` = stdout).
     pub fn open(dest: &str) -> Result<AccessLog, LogOpenError> {
-        let sink = Sink::open(dest, true)
-            .map_err(|source| LogOpenError { path: dest.to_owned(), source })?;
+        let sink = Sink::open(dest, true).map_err(|source| LogOpenError {
+            path: dest.to_owned(),
+            source,
+        })?;
         Ok(AccessLog { sink })
     }
 

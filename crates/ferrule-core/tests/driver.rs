@@ -32,6 +32,8 @@ struct Observed {
     client_gone: AtomicUsize,
     /// Jobs handled.
     jobs: AtomicUsize,
+    /// Streamed bodies that reported an error to the app.
+    body_errors: AtomicUsize,
 }
 
 fn head(code: u16, headers: &[(&str, &str)]) -> ResponseHead {
@@ -54,7 +56,7 @@ fn head(code: u16, headers: &[(&str, &str)]) -> ResponseHead {
     }
 }
 
-fn read_body(body: RequestBody) -> Result<Vec<u8>, String> {
+fn read_body(body: RequestBody, seen: &Observed) -> Result<Vec<u8>, String> {
     match body {
         RequestBody::Empty => Ok(Vec::new()),
         RequestBody::Full(b) => Ok(b.to_vec()),
@@ -64,7 +66,10 @@ fn read_body(body: RequestBody) -> Result<Vec<u8>, String> {
                 match s.blocking_next() {
                     Ok(Some(chunk)) => all.extend_from_slice(&chunk),
                     Ok(None) => return Ok(all),
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => {
+                        seen.body_errors.fetch_add(1, Ordering::SeqCst);
+                        return Err(e.to_string());
+                    }
                 }
             }
         }
@@ -94,7 +99,7 @@ fn app(job: Job, seen: &Observed) {
     };
     match &path[..] {
         b"/echo" => {
-            let body = match read_body(request.body) {
+            let body = match read_body(request.body, seen) {
                 Ok(b) => b,
                 Err(e) => format!("body error: {e}").into_bytes(),
             };
@@ -108,7 +113,7 @@ fn app(job: Job, seen: &Observed) {
             });
         }
         b"/bodylen" => {
-            let len = match read_body(request.body) {
+            let len = match read_body(request.body, seen) {
                 Ok(b) => b.len().to_string(),
                 Err(e) => format!("body error: {e}"),
             };
@@ -242,7 +247,6 @@ fn start(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
         ..ServerConfig::default()
     };
     configure(&mut config);
-    let _ = ferrule_core::log::init_error_log(ferrule_core::config::LogLevel::Debug, "-");
     let server = Server::bind(config).expect("bind");
     let addr = server.local_addrs()[0];
     let shutdown = server.shutdown_handle();
@@ -780,7 +784,10 @@ fn graceful_shutdown() {
     assert_eq!(r.body, b"slept");
     assert_eq!(r.header("connection"), Some("close"));
     busy.assert_closed();
+    let addr = server.addr;
     server.stop();
+    // Stopped means the listener is closed, not just unserved.
+    assert!(TcpStream::connect(addr).is_err());
 }
 
 #[test]
@@ -797,6 +804,8 @@ fn shutdown_before_run_returns_promptly() {
     server.run(tx).unwrap();
     assert!(t.elapsed() < Duration::from_secs(2));
     assert!(rx.recv().is_none(), "run must drop every job sender");
+    let (tx, _rx) = job_queue();
+    assert!(server.run(tx).is_err(), "a server runs once");
 }
 
 #[test]
@@ -883,4 +892,46 @@ fn access_log_line() {
         lines[1].ends_with(r#"] "HEAD /echo HTTP/1.1" 200 - "-" "-""#),
         "{log}"
     );
+}
+
+#[test]
+fn body_timeouts() {
+    let server = start(|c| {
+        c.body_timeout = 0.3;
+        c.max_buffered_body = 100;
+    });
+    // A buffered body that stalls: 408, and the app never runs.
+    let mut c = server.connect();
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    let r = c.response();
+    assert_eq!(r.status, 408);
+    c.assert_closed();
+    assert_eq!(server.seen.jobs.load(Ordering::SeqCst), 0);
+    // A streamed body that stalls: the app sees the body fail, the connection closes after.
+    let mut c = server.connect();
+    c.send(b"POST /bodylen HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+    c.send(&[b'x'; 500]);
+    let r = c.response();
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(body.starts_with("body error: "), "{body}");
+    c.assert_closed();
+    server.stop();
+}
+
+#[test]
+fn client_gone_mid_body_is_an_error_for_the_app() {
+    let server = start(|c| c.max_buffered_body = 100);
+    let mut c = server.connect();
+    c.send(b"POST /bodylen HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+    c.send(&[b'x'; 500]);
+    drop(c);
+    let t = Instant::now();
+    while server.seen.body_errors.load(Ordering::SeqCst) == 0 {
+        assert!(
+            t.elapsed() < CLIENT_TIMEOUT,
+            "the app saw a short body as complete"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.stop();
 }

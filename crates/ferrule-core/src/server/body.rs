@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::io::{read_some_timeout, IoFail};
-use crate::exchange::BodyError;
+use crate::exchange::{BodyError, BodyStream};
 use crate::http1::{ChunkedDecoder, RequestError};
 
 /// Spare room reserved before each body read: one read moves at most this much.
@@ -257,7 +257,13 @@ impl BodyReader {
                         return FeedEnd::Abandoned;
                     }
                 }
-                Ok(None) => return FeedEnd::Complete,
+                Ok(None) => {
+                    // The end marker: without it the app would see the body as cut off.
+                    return match tx.send(Ok(BodyStream::END)).await {
+                        Ok(()) => FeedEnd::Complete,
+                        Err(_) => FeedEnd::Abandoned,
+                    };
+                }
                 Err(fail) => {
                     // Waits for room: the app must see the failure, not a silently short body.
                     // If the app never reads again, the response's end cancels this wait.

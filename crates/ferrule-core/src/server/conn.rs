@@ -101,42 +101,13 @@ impl Conn {
     /// Waits for and parses the next request head. `None`: the connection is done (the reason
     /// was logged and, when the client must hear it, answered).
     async fn read_head(&mut self, first: bool) -> Option<RequestHead> {
-        let peer = self.info.peer;
-        let config = &self.shared.config;
-        let mut deadline = None;
-        if self.buf.is_empty() {
-            // Idle: hold no read buffer while waiting for the client (see `read_idle`).
-            if self.wbuf.capacity() > 0 {
-                self.wbuf = BytesMut::new();
-            }
-            let idle = if first {
-                config.header_read()
-            } else {
-                config.keepalive()
-            };
-            let read = tokio::select! {
-                biased;
-                _ = self.shutdown.wait_for(|s| *s) => {
-                    log::debug!("{peer}: closing idle connection: shutting down");
-                    return None;
-                }
-                r = tokio::time::timeout(idle, read_idle(&self.stream, &mut self.buf, HEAD_READ)) => r,
-            };
-            match read {
-                Ok(Ok(0)) => return None,
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    log::debug!("{peer}: closing: {e}");
-                    return None;
-                }
-                Err(_) => {
-                    log::debug!("{peer}: closing idle connection: no request within {idle:?}");
-                    return None;
-                }
-            }
+        if self.buf.is_empty() && !self.wait_idle(first).await {
+            return None;
         }
+        let peer = self.info.peer;
+        // The header timeout runs from the first byte of this request (bytes are buffered now).
+        let deadline = Instant::now() + self.shared.config.header_read();
         loop {
-            let deadline = *deadline.get_or_insert_with(|| Instant::now() + config.header_read());
             match parse_head(&mut self.buf, &self.shared.limits) {
                 Ok(Parsed::Complete(head)) => return Some(head),
                 Ok(Parsed::Partial) => {}
@@ -164,6 +135,43 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Between requests (buffer empty): waits for the first bytes of the next request, holding
+    /// no read buffer. False: the connection is done (idle timeout, EOF, shutdown, error).
+    async fn wait_idle(&mut self, first: bool) -> bool {
+        let peer = self.info.peer;
+        let config = &self.shared.config;
+        // Idle: hold no read buffer while waiting for the client (see `read_idle`).
+        if self.wbuf.capacity() > 0 {
+            self.wbuf = BytesMut::new();
+        }
+        let idle = if first {
+            config.header_read()
+        } else {
+            config.keepalive()
+        };
+        let read = tokio::select! {
+            biased;
+            _ = self.shutdown.wait_for(|s| *s) => {
+                log::debug!("{peer}: closing idle connection: shutting down");
+                return false;
+            }
+            r = tokio::time::timeout(idle, read_idle(&self.stream, &mut self.buf, HEAD_READ)) => r,
+        };
+        match read {
+            Ok(Ok(0)) => return false,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                log::debug!("{peer}: closing: {e}");
+                return false;
+            }
+            Err(_) => {
+                log::debug!("{peer}: closing idle connection: no request within {idle:?}");
+                return false;
+            }
+        }
+        true
     }
 
     /// Answers with the declared outcome of `e` and closes.
@@ -326,20 +334,26 @@ impl Conn {
             server: &shared.server_header,
             timeout: config.write(),
         };
+        // One `select!` for both cases (no streamed body: the feed side never completes), so
+        // the response future exists once in this state machine.
         let mut feed_end = None;
-        let written: Written = match (&mut reader, feed_tx) {
-            (Some(r), Some(tx)) => {
-                let feed = r.feed(&self.stream, &mut self.buf, tx, stream_first.take());
-                let write = respond.write(&mut rx);
-                tokio::pin!(feed, write);
-                loop {
-                    tokio::select! {
-                        end = &mut feed, if feed_end.is_none() => feed_end = Some(end),
-                        w = &mut write => break w,
-                    }
+        let written: Written = {
+            let (stream, buf, first) = (&self.stream, &mut self.buf, stream_first.take());
+            let feed = async {
+                match (&mut reader, feed_tx) {
+                    (Some(r), Some(tx)) => r.feed(stream, buf, tx, first).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            let write = respond.write(&mut rx);
+            tokio::pin!(feed, write);
+            loop {
+                tokio::select! {
+                    biased;
+                    w = &mut write => break w,
+                    end = &mut feed, if feed_end.is_none() => feed_end = Some(end),
                 }
             }
-            _ => respond.write(&mut rx).await,
         };
         // From here on the app's `send` fails: nobody writes for this request any more.
         drop(rx);
@@ -412,28 +426,71 @@ impl Conn {
     }
 }
 #[cfg(test)]
-mod size_probe {
+mod tests {
+    use super::*;
+
+    /// Every connection's task is as big as its future, idle or not (the per-request state
+    /// is boxed): keep it small, the idle-connection memory budget depends on it.
     #[test]
-    fn probe() {
-        fn size<F: std::future::Future>(_: &F) -> usize { std::mem::size_of::<F>() }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    fn connection_task_stays_small() {
+        fn size<F: std::future::Future>(_: &F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let a = l.local_addr().unwrap();
-            let s = tokio::net::TcpStream::connect(a).await.unwrap();
-            let (tx, _rx) = crate::exchange::job_queue();
-            let (_w, r) = tokio::sync::watch::channel(false);
-            let shared = std::sync::Arc::new(super::Shared { config: Default::default(), limits: crate::http1::HeadLimits{request_line:1,fields:1,field_size:1,head:1}, access: None, jobs: tx, shutdown: r, server_header: vec![] });
-            let (d, _) = tokio::sync::mpsc::channel(1);
-            let f = super::serve(shared, s, a, a, d);
-            eprintln!("serve future: {} bytes", size(&f));
-            let st = tokio::net::TcpStream::connect(a).await.unwrap();
-            let mut b = bytes::BytesMut::new();
-            eprintln!("sleep {}", size(&tokio::time::sleep(std::time::Duration::from_secs(1))));
-            eprintln!("read_idle {}", size(&super::read_idle(&st, &mut b, 1)));
-            let (_w2, mut r2) = tokio::sync::watch::channel(false);
-            eprintln!("wait_for {}", size(&r2.wait_for(|s| *s)));
-            eprintln!("conn {}", std::mem::size_of::<super::Conn>());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let (jobs, _rx) = crate::exchange::job_queue();
+            let (_stop, shutdown) = watch::channel(false);
+            let limits = crate::http1::HeadLimits {
+                request_line: 100,
+                fields: 10,
+                field_size: 100,
+                head: 1000,
+            };
+            let shared = Arc::new(Shared {
+                config: Arc::default(),
+                limits,
+                access: None,
+                jobs,
+                shutdown,
+                server_header: Vec::new(),
+            });
+            let (done, _) = mpsc::channel(1);
+            // The per-request state is boxed once per request; keep that allocation modest.
+            let mut head_bytes = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
+            let Ok(Parsed::Complete(head)) = parse_head(&mut head_bytes, &limits) else {
+                panic!("test request did not parse");
+            };
+            let mut conn = Conn {
+                shutdown: shared.shutdown.clone(),
+                shared: Arc::clone(&shared),
+                stream: TcpStream::connect(addr).await.unwrap(),
+                info: ConnInfo {
+                    peer: addr,
+                    local: addr,
+                    scheme: "http",
+                },
+                buf: BytesMut::new(),
+                wbuf: BytesMut::new(),
+            };
+            let exchange = conn.exchange(head);
+            assert!(
+                size(&exchange) <= 6144,
+                "exchange future is {} bytes",
+                size(&exchange)
+            );
+            drop(exchange);
+            let task = serve(shared, stream, addr, addr, done);
+            assert!(
+                size(&task) <= 1536,
+                "connection future is {} bytes",
+                size(&task)
+            );
         });
     }
 }

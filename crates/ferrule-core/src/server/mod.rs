@@ -20,7 +20,7 @@ mod respond;
 mod sendfile;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -70,9 +70,12 @@ impl ShutdownHandle {
 #[derive(Debug)]
 pub struct Server {
     config: Arc<ServerConfig>,
-    listeners: Vec<std::net::TcpListener>,
+    /// Taken by [`Server::run`], which closes them when it stops accepting.
+    listeners: Mutex<Vec<std::net::TcpListener>>,
     addrs: Vec<SocketAddr>,
     shutdown: ShutdownHandle,
+    /// Opened at bind time, so a bad path fails before anything runs.
+    access: Option<Arc<AccessLog>>,
 }
 
 /// What every connection task shares: read-only after start, so no lock on the hot path.
@@ -80,7 +83,7 @@ pub struct Server {
 pub(crate) struct Shared {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) limits: HeadLimits,
-    pub(crate) access: Option<AccessLog>,
+    pub(crate) access: Option<Arc<AccessLog>>,
     pub(crate) jobs: JobSender,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) server_header: Vec<u8>,
@@ -110,12 +113,19 @@ impl Server {
             listeners.push(listener);
             addrs.push(addr);
         }
+        let access = match &config.access_log {
+            Some(dest) => Some(Arc::new(AccessLog::open(dest).map_err(|e| ServeError {
+                message: e.to_string(),
+            })?)),
+            None => None,
+        };
         let (tx, _) = watch::channel(false);
         Ok(Server {
             config: Arc::new(config),
-            listeners,
+            listeners: Mutex::new(listeners),
             addrs,
             shutdown: ShutdownHandle { tx: Arc::new(tx) },
+            access,
         })
     }
 
@@ -133,13 +143,17 @@ impl Server {
     }
 
     /// Serves until shutdown (see the module docs). Blocks; call with the GIL released.
+    /// Runs once: a second call returns an error.
     pub fn run(&self, jobs: JobSender) -> Result<(), ServeError> {
-        let access = match &self.config.access_log {
-            Some(dest) => Some(AccessLog::open(dest).map_err(|e| ServeError {
-                message: e.to_string(),
-            })?),
-            None => None,
+        let listeners = match self.listeners.lock() {
+            Ok(mut l) => std::mem::take(&mut *l),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
+        if listeners.is_empty() {
+            return Err(ServeError {
+                message: "the server has already run".to_owned(),
+            });
+        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -154,19 +168,23 @@ impl Server {
                 field_size: self.config.limit_request_field_size,
                 head: self.config.limit_request_head,
             },
-            access,
+            access: self.access.clone(),
             jobs,
             shutdown: self.shutdown.tx.subscribe(),
             server_header: self.config.server_header.as_bytes().to_vec(),
         });
-        let result = rt.block_on(self.serve(shared));
+        let result = rt.block_on(self.serve(shared, listeners));
         // Dropping the runtime drops every task still alive (past the graceful bound), and with
         // them the last `Shared`, so the job queue's sender is gone when `run` returns.
         drop(rt);
         result
     }
 
-    async fn serve(&self, shared: Arc<Shared>) -> Result<(), ServeError> {
+    async fn serve(
+        &self,
+        shared: Arc<Shared>,
+        listeners: Vec<std::net::TcpListener>,
+    ) -> Result<(), ServeError> {
         use tokio::signal::unix::{signal, SignalKind};
         let sig = |kind| {
             signal(kind).map_err(|e| ServeError {
@@ -179,14 +197,10 @@ impl Server {
         // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx`
         // sees the end: that is "every connection finished".
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-        for (listener, addr) in self.listeners.iter().zip(&self.addrs) {
-            let std_listener = listener.try_clone().map_err(|e| ServeError {
+        for (listener, addr) in listeners.into_iter().zip(&self.addrs) {
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| ServeError {
                 message: format!("cannot use listener {addr}: {e}"),
             })?;
-            let listener =
-                tokio::net::TcpListener::from_std(std_listener).map_err(|e| ServeError {
-                    message: format!("cannot use listener {addr}: {e}"),
-                })?;
             tokio::spawn(accept_loop(listener, Arc::clone(&shared), done_tx.clone()));
         }
         drop(done_tx);
