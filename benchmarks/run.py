@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,14 @@ LISTEN_BACKLOG = 1024
 #: Size of the echo scenario's request body; must match wrk/echo.lua.
 ECHO_BODY_BYTES = 64 * 1024
 
+#: Hostile scenarios: slow clients held open during the measured runs (issue 3).
+SLOWLORIS_CONNECTIONS = 500
+IDLE_CONNECTIONS = 5000
+#: Seconds allowed to open the hostile connections (a server that stops accepting is reported
+#: with the number it took, not waited for).
+HOSTILE_OPEN_S = 60.0
+#: Socket timeout of one hostile connect / idle request.
+HOSTILE_IO_S = 2.0
 QUICK = {"duration": 2, "warmup": 1, "runs": 1}
 FULL = {"duration": 10, "warmup": 5, "runs": 3}
 
@@ -113,6 +122,9 @@ class Scenario:
     # responses, so its p90/p99 read 0 under pipelining: such percentiles are not reported.
     latency_valid: bool = True
     check_pipelining: bool = False
+    # "slowloris" or "idle": connections held open by run.py during the runs (see Hostile).
+    hostile: str | None = None
+    hostile_connections: int = 0
 
     @property
     def target(self) -> str:
@@ -210,6 +222,26 @@ SCENARIOS = [
     ),
     Scenario(
         "flask", "Flask JSON route, 64 connections", "flask_json", "/json", 64, check=_expect_json
+    ),
+    Scenario(
+        "slowloris",
+        f"hello while {SLOWLORIS_CONNECTIONS} connections send a header byte per second",
+        "hello",
+        "/",
+        64,
+        check=_expect_len(13),
+        hostile="slowloris",
+        hostile_connections=SLOWLORIS_CONNECTIONS,
+    ),
+    Scenario(
+        "idle",
+        f"hello while {IDLE_CONNECTIONS} idle keep-alive connections are held",
+        "hello",
+        "/",
+        64,
+        check=_expect_len(13),
+        hostile="idle",
+        hostile_connections=IDLE_CONNECTIONS,
     ),
 ]
 SCENARIOS_BY_NAME = {s.name: s for s in SCENARIOS}
@@ -689,6 +721,92 @@ def run_wrk(sc: Scenario, port: int, duration: int, script: Path, pin: bool) -> 
 
 
 # --------------------------------------------------------------------------------------------
+# Hostile clients: held open by a background thread while wrk measures
+
+
+def raise_file_limit(n: int) -> int:
+    """Raises the soft RLIMIT_NOFILE towards `n` (servers started later inherit it); returns
+    the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n if hard == resource.RLIM_INFINITY else min(n, hard)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        soft = want
+    return soft
+
+
+class Hostile:
+    """`slowloris`: connections that send one byte of a never-ending head per second each.
+    `idle`: connections that make one keep-alive request each, then stay silent. Opened before
+    the warm-up, closed after the last run; `held` is how many the server took."""
+
+    def __init__(self, kind: str, n: int, port: int):
+        self.kind, self.n, self.port = kind, n, port
+        self.socks: list[socket.socket] = []
+        self.failure = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _connect(self) -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=HOSTILE_IO_S)
+        self.socks.append(s)
+        return s
+
+    def open(self) -> None:
+        deadline = time.monotonic() + HOSTILE_OPEN_S
+        try:
+            for _ in range(self.n):
+                if time.monotonic() > deadline:
+                    self.failure = f"opening took over {HOSTILE_OPEN_S:.0f} s"
+                    break
+                s = self._connect()
+                if self.kind == "idle":
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+                    if not s.recv(4096).startswith(b"HTTP/1."):
+                        self.failure = "an idle connection got no response"
+                        break
+                else:
+                    s.sendall(b"G")
+        except OSError as exc:
+            self.failure = f"after {len(self.socks)} connections: {exc}"
+        if self.kind == "slowloris":
+            self._thread = threading.Thread(target=self._trickle, daemon=True)
+            self._thread.start()
+
+    def _trickle(self) -> None:
+        head = b"ET / HTTP/1.1\r\nHost: bench\r\nX-Slow: " + b"a" * 10_000
+        i = 0
+        while not self._stop.wait(1.0):
+            for s in self.socks:
+                try:
+                    s.send(head[i % len(head) : i % len(head) + 1], socket.MSG_DONTWAIT)
+                except OSError:
+                    pass
+            i += 1
+
+    def still_open(self) -> int:
+        """Connections the server has not closed (a readable socket here means EOF or an
+        answer: the server gave up on it)."""
+        import select
+
+        open_count = 0
+        for s in self.socks:
+            try:
+                readable, _, _ = select.select([s], [], [], 0)
+            except (OSError, ValueError):
+                continue
+            open_count += not readable
+        return open_count
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        for s in self.socks:
+            s.close()
+
+
+# --------------------------------------------------------------------------------------------
 # One (scenario, server) measurement
 
 
@@ -706,11 +824,26 @@ def bench_one(
     }
     log_path = logs / f"{sc.name}--{server.name}.log"
     proc = start_server(server, sc, port, log_path, opts.pin)
+    hostile: Hostile | None = None
     try:
         result["ready_s"] = round(wait_ready(proc, port, log_path), 3)
         check_response(sc, port)
         if sc.check_pipelining:
             check_pipelining(sc, port)
+        if sc.hostile:
+            rss_before, _ = tree_memory_kb(proc.pid)
+            hostile = Hostile(sc.hostile, sc.hostile_connections, port)
+            hostile.open()
+            time.sleep(1.0)  # let the server settle
+            rss_after, _ = tree_memory_kb(proc.pid)
+            result["hostile"] = {
+                "kind": sc.hostile,
+                "opened": len(hostile.socks),
+                "failure": hostile.failure,
+                "kb_per_connection": (
+                    (rss_after - rss_before) / len(hostile.socks) if hostile.socks else None
+                ),
+            }
         if opts.warmup > 0:
             warm = run_wrk(sc, port, opts.warmup, script, opts.pin)
             result["warmup_errors"] = warm["error_total"]
@@ -730,10 +863,14 @@ def bench_one(
             result["runs"].append(run)
         result["rss_kb"], result["pss_kb"] = tree_memory_kb(proc.pid)
         result["processes"] = len(process_tree(proc.pid))
+        if hostile is not None:
+            result["hostile"]["still_open"] = hostile.still_open()
         result["ok"] = True
     except (ServerFailed, CheckFailed) as exc:
         result["failure"] = str(exc)
     finally:
+        if hostile is not None:
+            hostile.close()
         stop_server(proc)
     if result["runs"]:
         result["median"] = summarize(result["runs"], sc.latency_valid)
@@ -934,7 +1071,39 @@ def markdown(report: dict) -> str:
                 f"| {'**ERRORS: ' + errs + '**' if errs else '0'} |"
             )
         lines.append("")
+        if sc.hostile:
+            lines += hostile_notes(report, sc, rows)
     return "\n".join(lines)
+
+
+def hostile_notes(report: dict, sc: Scenario, rows: list[dict]) -> list[str]:
+    """Per server: RPS relative to its own clean `hello` run (when hello ran too), connections
+    held, and for `idle` the memory per idle connection."""
+    hello = {
+        r["server"]: (r.get("median") or {}).get("rps")
+        for r in report["results"]
+        if r["scenario"] == "hello" and r["ok"]
+    }
+    lines = []
+    for r in rows:
+        h = r.get("hostile")
+        if h is None:
+            continue
+        rps = (r.get("median") or {}).get("rps")
+        parts = [
+            "RPS ÷ its clean hello run: "
+            + (
+                f"{rps / base:.2f}" if rps is not None and (base := hello.get(r["server"])) else "–"
+            ),
+            f"{h.get('still_open', '?')} of {h['opened']} {sc.hostile} connections still open "
+            f"after the runs (of {sc.hostile_connections} tried"
+            + (f"; {h['failure']}" if h["failure"] else "")
+            + ")",
+        ]
+        if sc.hostile == "idle" and h["kb_per_connection"] is not None:
+            parts.append(f"{h['kb_per_connection']:.1f} KB RSS per idle connection")
+        lines.append(f"- {r['server']}: " + "; ".join(parts))
+    return lines + [""] if lines else []
 
 
 # --------------------------------------------------------------------------------------------
@@ -1054,6 +1223,10 @@ def main(argv: list[str]) -> int:
         },
         "results": [],
     }
+    if any(sc.hostile for sc in scenarios):
+        # Hostile connections need descriptors here and in the servers (which inherit it).
+        limit = raise_file_limit(IDLE_CONNECTIONS + 1000)
+        report["options"]["file_limit"] = limit
     signal.signal(signal.SIGTERM, _on_sigterm)
     interrupted = False
     with tempfile.TemporaryDirectory(prefix="ferrule-bench-") as tmp:

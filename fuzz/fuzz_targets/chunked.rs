@@ -56,5 +56,8 @@ fuzz_target!(|data: &[u8]| {
     let mut encoded = ferrule_fuzz::encode_chunked(payload, seed);
     encoded.extend_from_slice(NEXT);
     let decoded = feed(&encoded, &ferrule_fuzz::fragments(seed, encoded.len()));
-    assert_eq!(decoded, Outcome::Body(payload.to_vec(), true, NEXT.to_vec()));
+    assert_eq!(
+        decoded,
+        Outcome::Body(payload.to_vec(), true, NEXT.to_vec())
+    );
 });

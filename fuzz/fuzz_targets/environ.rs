@@ -11,7 +11,7 @@
 //!   local address;
 //! - the `HTTP_*` and `CONTENT_TYPE` entries equal a reference model of the rules in the module
 //!   docs (names upper-cased, `-` to `_`, names with `_` dropped, repeats joined with `,`,
-//!   cookies with `; `);
+//!   cookies with `; `, `HTTP_HOST` the absolute-form target's authority when there is one);
 //! - `environ::percent_decode` and `http1::percent_decode` agree on any bytes.
 #![no_main]
 
@@ -50,6 +50,12 @@ fn expected_header_vars(head: &RequestHead) -> Vec<(Vec<u8>, Vec<u8>)> {
                 b => b.to_ascii_uppercase(),
             }));
             k
+        };
+        // RFC 9112 §3.2.2: an absolute-form target's authority replaces the Host field.
+        let value = if name.eq_ignore_ascii_case(b"host") {
+            head.host().unwrap_or(value)
+        } else {
+            value
         };
         let sep: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
             b"; "
@@ -115,7 +121,9 @@ fn check_environ(head: &RequestHead, conn: &ConnInfo) {
         BodyFraming::Length(n) => {
             let v = get(CgiKey::ContentLength).expect("CONTENT_LENGTH for a sized body");
             assert_eq!(Some(v), head.header(b"content-length"));
-            let parsed = std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok());
+            let parsed = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok());
             assert_eq!(parsed, Some(n));
         }
         BodyFraming::Chunked | BodyFraming::None => {
@@ -163,7 +171,11 @@ fn check_server_name(
         assert!(is_local, "no authority: the local address");
         return;
     };
-    let default_port: &[u8] = if conn.scheme == "https" { b"443" } else { b"80" };
+    let default_port: &[u8] = if conn.scheme == "https" {
+        b"443"
+    } else {
+        b"80"
+    };
     let from_host = match host.strip_prefix(name) {
         Some(b"") | Some(b":") => port == default_port,
         Some(rest) => rest.strip_prefix(b":") == Some(port),

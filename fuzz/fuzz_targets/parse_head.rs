@@ -60,13 +60,11 @@ fn check_head(head: &RequestHead, limits: &HeadLimits) {
     let _ = head.header(b"host");
 }
 
-/// The outcome of feeding `payload` as `pieces`: (head bytes, rest) or an error status; `None`
-/// while still partial.
-fn feed(
-    payload: &[u8],
-    pieces: &[usize],
-    limits: &HeadLimits,
-) -> Option<Result<(Vec<u8>, Vec<u8>), u16>> {
+/// A complete head's bytes and what followed it, or an error status.
+type Answer = Result<(Vec<u8>, Vec<u8>), u16>;
+
+/// The answer to feeding `payload` as `pieces`; `None` while still partial.
+fn feed(payload: &[u8], pieces: &[usize], limits: &HeadLimits) -> Option<Answer> {
     let mut buf = BytesMut::new();
     let mut at = 0;
     for &n in pieces {
@@ -116,7 +114,11 @@ fuzz_target!(|data: &[u8]| {
     } else {
         SMALL
     };
-    let split = feed(payload, &ferrule_fuzz::fragments(seed, payload.len()), &limits);
+    let split = feed(
+        payload,
+        &ferrule_fuzz::fragments(seed, payload.len()),
+        &limits,
+    );
     let whole = feed(payload, &ferrule_fuzz::fragments(0, payload.len()), &limits);
     // The answer must not depend on how the bytes were split into reads.
     assert_eq!(split, whole);

@@ -99,7 +99,11 @@ pub fn encode_chunked(body: &[u8], seed: u8) -> Vec<u8> {
     let mut chunk_line = |size: usize, rng: &mut Rng, out: &mut Vec<u8>| {
         let style = rng.next_u32();
         line.clear();
-        let zeros = if style & 0x3 == 0 { (style >> 2) % 4 } else { 0 };
+        let zeros = if style & 0x3 == 0 {
+            (style >> 2) % 4
+        } else {
+            0
+        };
         for _ in 0..zeros {
             line.push('0');
         }

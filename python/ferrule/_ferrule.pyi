@@ -9,10 +9,13 @@ class _Readable(Protocol):
 class Server:
     """One serving process: listeners, application threads' job queue, the network loop."""
 
-    def __init__(self, config_json: str, app: Callable[..., Any]) -> None:
+    def __init__(
+        self, config_json: str, app: Callable[..., Any], worker: Worker | None = None
+    ) -> None:
         """Parses the config (ValueError naming the setting), installs the error log and binds
         every listener (OSError naming the address), logging `Listening at: http://HOST:PORT
-        (PID)` for each."""
+        (PID)` for each. With `worker` (in a forked worker), serves on the listeners the master
+        bound instead, and logs nothing."""
     @property
     def addresses(self) -> list[str]:
         """The bound `HOST:PORT` addresses (`[V6]:PORT` for IPv6), port 0 resolved."""
@@ -22,6 +25,9 @@ class Server:
     def run(self) -> None:
         """Serves with the GIL released until SIGINT/SIGTERM or `stop()`, drains gracefully,
         then returns. Callable once."""
+    @property
+    def forced(self) -> bool:
+        """True when a second SIGINT/SIGTERM cut the graceful drain short."""
     def stop(self) -> None:
         """Asks `run()` to stop gracefully; callable from any thread."""
 
@@ -32,6 +38,26 @@ class FileWrapper:
     def __iter__(self) -> Iterator[bytes]: ...
     def __next__(self) -> bytes: ...
     def close(self) -> None: ...
+
+class Worker:
+    """A forked worker's handle on its master (returned by `supervise` in the worker)."""
+
+    EXIT_BOOT_FAILED: int
+    """Exit code of a worker whose app could not be loaded (after `boot_failed`)."""
+    @property
+    def id(self) -> int:
+        """1, 2, 3, ... in fork order; a replacement gets a new id."""
+    def ready(self) -> None:
+        """Tells the master the app is loaded and the worker is about to serve."""
+    def boot_failed(self, text: str) -> None:
+        """Tells the master the app could not be loaded; the master logs `text` once and stops
+        every worker."""
+
+def supervise(config_json: str) -> int | Worker:
+    """Binds the listeners (logging `Listening at`), then runs the master: forks the workers and
+    supervises them. Returns twice, like `os.fork()`: the master's exit code in the master when
+    it is done, a `Worker` in each forked worker. Call from the main thread with no other
+    threads running."""
 
 def log(level: str, message: str) -> None:
     """One line on the error log; level is debug, info, warning, error or critical."""

@@ -11,8 +11,15 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any, Callable
 
-from ferrule.config import ConfigError, add_arguments, config_from_namespace, option_label
+from ferrule.config import (
+    Config,
+    ConfigError,
+    add_arguments,
+    config_from_namespace,
+    option_label,
+)
 from ferrule.loader import AppLoadError, load_app
 
 __all__ = ["build_parser", "main"]
@@ -50,6 +57,22 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _run_workers(
+    config: Config, load: Callable[[], Callable[..., Any]], app: Callable[..., Any] | None
+) -> int:
+    """A master and its workers (`--workers` > 1); returns the master's exit code."""
+    try:
+        from ferrule.server import run_workers
+
+        return run_workers(config, load, app)
+    except ImportError as e:
+        if getattr(e, "name", None) == "ferrule._ferrule":
+            return _fail(f"the ferrule extension module is not built or not importable: {e}")
+        raise
+    except (OSError, ValueError) as e:
+        return _fail(str(e))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command; returns the exit code."""
     parser = build_parser()
@@ -59,8 +82,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         parser.error(f"{option_label(e.option)}: {e.message}")  # exits 2
     assert config.app is not None  # the positional is required
+    app_spec = config.app
+
+    def load() -> Callable[..., Any]:
+        return load_app(app_spec, chdir=config.chdir, pythonpath=config.pythonpath)
+
+    if config.workers > 1 and not config.preload and not args.check_config:
+        # Each worker loads the app; the master reports a load error once (exit 1).
+        return _run_workers(config, load, None)
     try:
-        app = load_app(config.app, chdir=config.chdir, pythonpath=config.pythonpath)
+        app = load()
     except AppLoadError as e:
         if e.show_traceback and e.__cause__ is not None:
             traceback.print_exception(type(e.__cause__), e.__cause__, e.__cause__.__traceback__)
@@ -68,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check_config:
         sys.stdout.write(f"ferrule: configuration OK, app {config.app!r} loaded\n")
         return 0
+    if config.workers > 1:
+        return _run_workers(config, load, app)
     try:
         from ferrule.server import run
 

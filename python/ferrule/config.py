@@ -21,9 +21,10 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -262,15 +263,19 @@ class _Flag(_Kind):
 SECTION_APP = "Application"
 SECTION_SOCKET = "Listening"
 SECTION_WORKER = "Threads"
+SECTION_PROCESSES = "Worker processes"
 SECTION_LIMITS = "Request limits"
+SECTION_OVERLOAD = "Overload"
 SECTION_TIMEOUTS = "Timeouts"
 SECTION_LOGGING = "Logging"
 SECTION_HTTP = "HTTP"
 SECTIONS = (
     SECTION_APP,
     SECTION_SOCKET,
+    SECTION_PROCESSES,
     SECTION_WORKER,
     SECTION_LIMITS,
+    SECTION_OVERLOAD,
     SECTION_TIMEOUTS,
     SECTION_LOGGING,
     SECTION_HTTP,
@@ -372,6 +377,32 @@ class Config:
         SECTION_WORKER,
         flags=("--threads",),
     )
+    workers: int = _option(
+        1,
+        _Int(1, 10_000),
+        "Worker processes. More than 1 starts a master process that binds the listeners, forks "
+        "the workers and replaces any that die; the default comes from the WEB_CONCURRENCY "
+        "environment variable when it is set.",
+        SECTION_PROCESSES,
+        flags=("-w", "--workers"),
+    )
+    reload_one_by_one: bool = _option(
+        False,
+        _Flag(),
+        "On SIGHUP, replace the workers one at a time (each old one leaves once its replacement "
+        "is ready), so memory never doubles; by default a whole new set starts first.",
+        SECTION_PROCESSES,
+        flags=("--reload-one-by-one",),
+    )
+    preload: bool = _option(
+        False,
+        _Flag(),
+        "With several workers, load the app in the master before forking (memory shared "
+        "copy-on-write, gc.freeze() before the fork) instead of in each worker.",
+        SECTION_PROCESSES,
+        flags=("--preload",),
+        rust=False,
+    )
     backlog: int = _option(
         2048,
         _Int(1, _BACKLOG_MAX),
@@ -421,6 +452,38 @@ class Config:
         "Largest request body, in bytes; 0 means unlimited (larger: 413).",
         SECTION_LIMITS,
         flags=("--limit-request-body",),
+    )
+    worker_connections: int = _option(
+        10_000,
+        _Int(1),
+        "Most connections open at once in this process (an idle one costs no thread); past it, "
+        "new connections wait in the listen backlog (or get a 503, see --overload-503).",
+        SECTION_OVERLOAD,
+        flags=("--worker-connections",),
+    )
+    overload_503: bool = _option(
+        False,
+        _Flag(),
+        "Past --worker-connections, accept and answer 503 with Retry-After at once instead of "
+        "leaving new connections in the backlog.",
+        SECTION_OVERLOAD,
+        flags=("--overload-503",),
+    )
+    max_queued_requests: int = _option(
+        1000,
+        _Int(0),
+        "Most requests waiting for an application thread; past it a request gets 503 with "
+        "Retry-After and the app does not run. 0 means unlimited.",
+        SECTION_OVERLOAD,
+        flags=("--max-queued-requests",),
+    )
+    queue_timeout: float = _option(
+        30.0,
+        _Seconds(),
+        "Seconds a request may wait for an application thread before it gets 503 with "
+        "Retry-After (the app does not run); 0 means no limit.",
+        SECTION_OVERLOAD,
+        flags=("--queue-timeout",),
     )
     keepalive_timeout: float = _option(
         5.0,
@@ -562,6 +625,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         group = groups[spec.section]
         if spec.positional:
             group.add_argument(spec.name, metavar=spec.metavar, help=_help_text(spec))
+        elif spec.flags and isinstance(spec.kind, _Flag):
+            group.add_argument(
+                *spec.flags,
+                dest=spec.name,
+                action="store_true",
+                default=None,
+                help=_help_text(spec),
+            )
         elif spec.flags:
             group.add_argument(
                 *spec.flags,
@@ -574,13 +645,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def config_from_namespace(ns: argparse.Namespace) -> Config:
-    """The Config for parsed arguments; options not given keep their defaults."""
-    given = {
-        spec.name: getattr(ns, spec.name)
-        for spec in OPTIONS
-        if getattr(ns, spec.name, None) is not None
-    }
+#: Environment variables that give an option its default when the command line does not
+#: (the convention of Heroku-style platforms, also read by gunicorn).
+ENV_DEFAULTS = {"workers": "WEB_CONCURRENCY"}
+
+
+def env_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Option values from the environment (`ENV_DEFAULTS`); a bad value raises ConfigError
+    naming the variable."""
+    environ = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for name, var in ENV_DEFAULTS.items():
+        text = environ.get(var, "").strip()
+        if not text:
+            continue
+        spec = _BY_NAME[name]
+        try:
+            out[name] = spec.kind.check(spec.kind.parse(text))
+        except ValueError as e:
+            raise ConfigError(name, f"environment variable {var}: {e}") from None
+    return out
+
+
+def config_from_namespace(
+    ns: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> Config:
+    """The Config for parsed arguments; options not given come from the environment
+    (`ENV_DEFAULTS`), else keep their defaults."""
+    given = env_defaults(environ)
+    given.update(
+        {
+            spec.name: getattr(ns, spec.name)
+            for spec in OPTIONS
+            if getattr(ns, spec.name, None) is not None
+        }
+    )
     return Config(**given)
 
 
@@ -604,8 +703,9 @@ def options_markdown() -> str:
     """The options table pasted into README.md (a unit test keeps the two equal)."""
     lines = ["| Option | Default | Meaning |", "|---|---|---|"]
     for spec in iter_cli_options():
+        metavar = "" if isinstance(spec.kind, _Flag) else f" {spec.metavar}"
         flags = ", ".join(
-            f"`{f} {spec.metavar}`" if i == 0 else f"`{f}`" for i, f in enumerate(spec.flags)
+            f"`{f}{metavar}`" if i == 0 else f"`{f}`" for i, f in enumerate(spec.flags)
         )
         default = spec.kind.describe_default(spec.default)
         lines.append(f"| {flags} | `{default}` | {spec.help} |")

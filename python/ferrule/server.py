@@ -3,7 +3,8 @@
 `_ferrule.Server(config_json, app)` binds the listeners; `threads` Python threads run
 `server.serve_worker` (each takes jobs with the GIL released while it waits); the calling thread
 blocks in `server.run()` (GIL released) until SIGINT/SIGTERM, handled in Rust, or `stop()`, then
-the server drains gracefully and the workers return.
+the server drains gracefully and the workers return. A second SIGINT/SIGTERM (during the drain,
+handled in Rust, or while `run` waits for the app threads, handled here) ends the wait at once.
 
 The extension is imported inside `run`, never at module import, so `ferrule.config` and
 `ferrule.loader` work before it is built.
@@ -11,16 +12,22 @@ The extension is imported inside `run`, never at module import, so `ferrule.conf
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import importlib
+import os
 import signal
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from typing import Any, Callable
 
 from ferrule.config import RUST_OPTIONS, Config
+from ferrule.loader import AppLoadError
 
-__all__ = ["run", "serve"]
+__all__ = ["run", "run_workers", "serve"]
 
 #: How long, in seconds, `run` waits in total for the app threads to return once the server has
 #: stopped. `run()` only returns after the graceful drain, so the threads are normally already
@@ -49,27 +56,60 @@ def _restore_signals(previous: dict[int, Any]) -> None:
             signal.signal(sig, handler)
 
 
+class _StopWaiting(Exception):
+    """Raised by the signal handler `_join` installs: a signal arrived while it waited."""
+
+
+def _stop_waiting(signum: int, frame: Any) -> None:
+    raise _StopWaiting(signal.Signals(signum).name)
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """Between the end of `_join` and `run` restoring the caller's handlers: nothing to do."""
+
+
 def _join(
-    workers: Sequence[threading.Thread], timeout: float, log: Callable[[str, str], None]
+    workers: Sequence[threading.Thread],
+    timeout: float,
+    log: Callable[[str, str], None],
+    catch_signals: bool = False,
 ) -> None:
+    """Waits up to `timeout` seconds for the app threads. With `catch_signals` (main thread,
+    `run` owns the signals; the caller restores them afterwards), SIGINT/SIGTERM while waiting
+    stop the wait at once: the operator asked again, the process exits promptly. Rust no longer
+    handles them once `run()` has returned."""
+    if catch_signals:
+        for sig in _SERVER_SIGNALS:
+            signal.signal(sig, _stop_waiting)
     deadline = time.monotonic() + timeout
-    for worker in workers:
-        worker.join(max(0.0, deadline - time.monotonic()))
+    try:
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+    except _StopWaiting as e:
+        log("warning", f"Handling signal: {e} during shutdown: not waiting for the app threads")
+    finally:
+        if catch_signals:
+            for sig in _SERVER_SIGNALS:
+                signal.signal(sig, _ignore)
     stuck = [w.name for w in workers if w.is_alive()]
     if stuck:
         log("warning", f"app threads still busy after shutdown, left behind: {', '.join(stuck)}")
 
 
-def run(app: Callable[..., Any], config: Config) -> None:
+def run(app: Callable[..., Any], config: Config, worker_process: Any = None) -> None:
     """Serves `app` with `config` until SIGINT/SIGTERM (main thread) or the server is stopped.
 
     Raises OSError when a listener cannot be bound (naming the address) and ValueError when the
     extension rejects the configuration. Called from a non-main thread, signal handlers are left
-    alone.
+    alone. `worker_process` (a `_ferrule.Worker`, in a forked worker) serves on the listeners the master
+    bound, and tells the master it is ready just before serving.
     """
     _ferrule = importlib.import_module("ferrule._ferrule")
 
-    server = _ferrule.Server(config.to_rust_json(), app)
+    if worker_process is None:
+        server = _ferrule.Server(config.to_rust_json(), app)
+    else:
+        server = _ferrule.Server(config.to_rust_json(), app, worker=worker_process)
     workers = [
         threading.Thread(target=server.serve_worker, daemon=True, name=f"ferrule-app-{i}")
         for i in range(config.threads)
@@ -79,13 +119,76 @@ def run(app: Callable[..., Any], config: Config) -> None:
         for worker in workers:
             worker.start()
         previous = _default_signals()
+        if worker_process is not None:
+            worker_process.ready()
         server.run()
     except BaseException:
         server.stop()
         raise
     finally:
-        _restore_signals(previous)
-        _join([w for w in workers if w.ident is not None], WORKER_JOIN_TIMEOUT, _ferrule.log)
+        # After a forced stop (a second signal during the drain) nobody waits for the app.
+        timeout = 0.0 if server.forced else WORKER_JOIN_TIMEOUT
+        try:
+            started = [w for w in workers if w.ident is not None]
+            _join(started, timeout, _ferrule.log, catch_signals=bool(previous))
+        finally:
+            _restore_signals(previous)
+
+
+def _describe_load_error(exc: BaseException) -> str:
+    """What the CLI prints when the app cannot be loaded: the app's traceback when its own code
+    raised, then one `Error: ...` line."""
+    if isinstance(exc, AppLoadError):
+        text = ""
+        if exc.show_traceback and exc.__cause__ is not None:
+            cause = exc.__cause__
+            text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+        return f"{text}Error: {exc}"
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) + f"Error: {exc}"
+
+
+def run_workers(
+    config: Config,
+    load: Callable[[], Callable[..., Any]],
+    app: Callable[..., Any] | None = None,
+) -> int:
+    """Runs a master and `config.workers` forked workers; returns the master's exit code.
+
+    `app` is the preloaded app (`--preload`: loaded before the fork, `gc.freeze()` keeps its
+    objects out of the collector so their pages stay shared); otherwise each worker calls
+    `load()`. A worker never returns from here: it serves, then leaves with `os._exit` (the
+    master's `atexit` handlers and buffered state are not the worker's). A worker whose `load()`
+    fails sends the error text to the master, which prints it once and stops every worker.
+    """
+    _ferrule = importlib.import_module("ferrule._ferrule")
+    config = dataclasses.replace(config, multiprocess=True)
+    if app is not None:
+        gc.freeze()
+    result = _ferrule.supervise(config.to_rust_json())
+    if isinstance(result, int):
+        return result
+    worker = result
+    code = 0
+    try:
+        if app is None:
+            try:
+                app = load()
+            except BaseException as exc:  # noqa: BLE001 - the master reports it, once
+                worker.boot_failed(_describe_load_error(exc))
+                code = worker.EXIT_BOOT_FAILED
+                return code  # the finally below exits
+        run(app, config, worker_process=worker)
+    except BaseException:  # noqa: BLE001 - a worker must exit here, whatever happened
+        traceback.print_exc()
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    return code  # unreachable: os._exit does not return
 
 
 def serve(
@@ -102,7 +205,8 @@ def serve(
     """
     if not callable(app):
         raise TypeError(f"serve() needs a WSGI callable, got {type(app).__name__}")
-    allowed = {spec.name for spec in RUST_OPTIONS}
+    # serve() runs in the calling process: worker processes are the CLI's (`-w`).
+    allowed = {spec.name for spec in RUST_OPTIONS} - {"workers"}
     for name in options:
         if name not in allowed:
             raise TypeError(f"serve() got an unknown option {name!r}")

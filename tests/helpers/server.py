@@ -91,8 +91,11 @@ class FerruleProcess:
         *args: str,
         env: dict[str, str] | None = None,
         warnings_as_errors: bool = True,
+        cwd: str | Path | None = None,
     ):
         self.app = app
+        #: Working directory of the process (the test apps' directory unless given).
+        self.cwd = str(cwd or APPS)
         self.args = list(args)
         self.argv = [sys.executable]
         if warnings_as_errors:
@@ -120,7 +123,7 @@ class FerruleProcess:
     def start(self) -> FerruleProcess:
         self.proc = subprocess.Popen(
             self.argv,
-            cwd=str(APPS),
+            cwd=self.cwd,
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

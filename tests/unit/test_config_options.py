@@ -110,6 +110,7 @@ def test_python_only_options_are_not_sent():
     assert {s.name for s in OPTIONS} - {s.name for s in RUST_OPTIONS} == {
         "app",
         "chdir",
+        "preload",
         "pythonpath",
     }
 
@@ -176,6 +177,14 @@ def test_no_options_gives_defaults():
         (["--log-file", "/tmp/f.log"], "error_log", "/tmp/f.log"),
         (["--server-header", ""], "server_header", ""),
         (["--server-header", "nginx/1"], "server_header", "nginx/1"),
+        (["--worker-connections", "10"], "worker_connections", 10),
+        (["--overload-503"], "overload_503", True),
+        (["--max-queued-requests", "0"], "max_queued_requests", 0),
+        (["--queue-timeout", "0.5"], "queue_timeout", 0.5),
+        (["-w", "3"], "workers", 3),
+        (["--workers", "2"], "workers", 2),
+        (["--preload"], "preload", True),
+        (["--reload-one-by-one"], "reload_one_by_one", True),
     ],
 )
 def test_flag_sets_field(argv, field, value):

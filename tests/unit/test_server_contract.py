@@ -30,6 +30,7 @@ class FakeServer:
         self.sigint_during_run = None
         self.run_thread = None
         self.stop_calls = 0
+        self.forced = False
         FakeServer.last = self
 
     def serve_worker(self) -> None:

@@ -36,6 +36,25 @@ pub const DEFAULT_WRITE_TIMEOUT_SECS: f64 = 30.0;
 pub const DEFAULT_GRACEFUL_TIMEOUT_SECS: f64 = 30.0;
 /// Default listen backlog (gunicorn: 2048).
 pub const DEFAULT_BACKLOG: u32 = 2048;
+/// Default number of worker processes (the CLI reads `WEB_CONCURRENCY` first). One worker is
+/// served by the `ferrule` process itself, without a master (docs/architecture.md, "Processes").
+pub const DEFAULT_WORKERS: usize = 1;
+/// Default maximum of concurrent connections per process (gunicorn `--worker-connections`: 1000).
+/// Higher than gunicorn's because an idle connection costs us no thread, only its socket and a
+/// small task (about 3 KiB measured): 10,000 of them are ~30 MiB. Past it, new connections wait
+/// in the listen backlog (or get a fast 503 with `overload_503`).
+pub const DEFAULT_WORKER_CONNECTIONS: usize = 10_000;
+/// Default maximum of requests waiting for an application thread; past it a request gets an
+/// immediate `503` with `Retry-After` (the app never runs). 1000: with 4 threads at ~10 ms per
+/// request a full queue is already ~2.5 s of waiting, so a longer queue only adds latency that
+/// ends in client timeouts; a shorter one would refuse ordinary bursts from many keep-alive
+/// clients. Each queued request holds at most its buffered body (`max_buffered_body`).
+pub const DEFAULT_MAX_QUEUED_REQUESTS: usize = 1000;
+/// Default time a request may wait for an application thread before it is answered `503` with
+/// `Retry-After` without running the app, in seconds; 0 = no limit. 30: the usual patience of a
+/// client or proxy in front (gunicorn's worker timeout, most proxies' read timeouts are 30-60 s);
+/// a request older than that is most likely abandoned, and running it is wasted work.
+pub const DEFAULT_QUEUE_TIMEOUT_SECS: f64 = 30.0;
 
 /// Error log verbosity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -57,6 +76,10 @@ pub struct ServerConfig {
     pub bind: Vec<String>,
     /// Application threads in this process.
     pub threads: usize,
+    /// Worker processes; more than 1 runs a master that forks and supervises them.
+    pub workers: usize,
+    /// On HUP, replace workers one at a time (at most one extra worker at any moment).
+    pub reload_one_by_one: bool,
     /// Listen backlog.
     pub backlog: u32,
     /// Bodies up to this size are read completely before the app runs; larger ones stream.
@@ -67,6 +90,15 @@ pub struct ServerConfig {
     pub limit_request_head: usize,
     /// 0 = unlimited.
     pub limit_request_body: u64,
+    /// Maximum concurrent connections in this process (at least 1).
+    pub worker_connections: usize,
+    /// Past `worker_connections`, accept and answer `503` + `Retry-After` instead of leaving new
+    /// connections in the backlog.
+    pub overload_503: bool,
+    /// Maximum requests waiting for an application thread; 0 = unlimited.
+    pub max_queued_requests: usize,
+    /// Seconds a request may wait for an application thread; 0 = no limit.
+    pub queue_timeout: f64,
     pub keepalive_timeout: f64,
     pub header_timeout: f64,
     pub body_timeout: f64,
@@ -88,6 +120,8 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: vec!["127.0.0.1:8000".to_owned()],
             threads: DEFAULT_THREADS,
+            workers: DEFAULT_WORKERS,
+            reload_one_by_one: false,
             backlog: DEFAULT_BACKLOG,
             max_buffered_body: DEFAULT_MAX_BUFFERED_BODY,
             limit_request_line: DEFAULT_LIMIT_REQUEST_LINE,
@@ -95,6 +129,10 @@ impl Default for ServerConfig {
             limit_request_field_size: DEFAULT_LIMIT_REQUEST_FIELD_SIZE,
             limit_request_head: DEFAULT_LIMIT_REQUEST_HEAD,
             limit_request_body: DEFAULT_LIMIT_REQUEST_BODY,
+            worker_connections: DEFAULT_WORKER_CONNECTIONS,
+            overload_503: false,
+            max_queued_requests: DEFAULT_MAX_QUEUED_REQUESTS,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT_SECS,
             keepalive_timeout: DEFAULT_KEEPALIVE_SECS,
             header_timeout: DEFAULT_HEADER_TIMEOUT_SECS,
             body_timeout: DEFAULT_BODY_TIMEOUT_SECS,
@@ -155,10 +193,17 @@ impl ServerConfig {
             ("body_timeout", self.body_timeout),
             ("write_timeout", self.write_timeout),
             ("graceful_timeout", self.graceful_timeout),
+            ("queue_timeout", self.queue_timeout),
         ] {
             if !(secs.is_finite() && secs >= 0.0) {
                 return err(name, "must be a non-negative number of seconds");
             }
+        }
+        if self.workers == 0 {
+            return err("workers", "must be at least 1");
+        }
+        if self.worker_connections == 0 {
+            return err("worker_connections", "must be at least 1");
         }
         if self.limit_request_line < 16 {
             return err("limit_request_line", "must be at least 16 bytes");
@@ -183,6 +228,10 @@ impl ServerConfig {
     }
     pub fn graceful(&self) -> Duration {
         Duration::from_secs_f64(self.graceful_timeout)
+    }
+    /// How long a request may wait for an application thread; `None` = no limit.
+    pub fn queue_wait(&self) -> Option<Duration> {
+        (self.queue_timeout > 0.0).then(|| Duration::from_secs_f64(self.queue_timeout))
     }
 }
 

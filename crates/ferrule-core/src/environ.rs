@@ -27,6 +27,8 @@
 //!   when it has none, the scheme's default port (the client reached us at that URL); without an
 //!   authority (HTTP/1.0 without `Host`), the local address and port the connection came in on.
 //!   A bracketed IPv6 literal keeps its brackets, as the URL needs them.
+//! - `HTTP_HOST` for an absolute-form target is the target's authority (RFC 9112 §3.2.2: the
+//!   received `Host` is ignored), so the app never sees a host the proxy did not route by.
 //! - `REMOTE_ADDR`/`REMOTE_PORT`: the peer address.
 
 use std::borrow::Cow;
@@ -181,6 +183,15 @@ where
             content_length_seen = true;
             continue;
         }
+        // RFC 9112 §3.2.2: with an absolute-form target "the server MUST ignore the received
+        // Host header field (if any) and instead use the host information of the
+        // request-target": `HTTP_HOST` (read first by PEP 3333 URL reconstruction) says the
+        // target's authority, not what a client put in `Host`.
+        let value = if name.eq_ignore_ascii_case(b"host") {
+            parts.host.unwrap_or(value)
+        } else {
+            value
+        };
         let key = if name.eq_ignore_ascii_case(b"content-type") {
             EnvKey::Cgi(CgiKey::ContentType)
         } else {
@@ -370,6 +381,21 @@ mod tests {
     fn query_string_present_even_when_empty() {
         let vars = cgi_variables(parts(b"/", b"/", b"", None, &[]));
         assert_eq!(get(&vars, "QUERY_STRING"), Some(&b""[..]));
+    }
+
+    #[test]
+    fn absolute_form_authority_replaces_the_host_field() {
+        let headers: &[(&[u8], &[u8])] = &[(b"Host", b"other.example")];
+        let target = b"http://example.com:8080/a";
+        let vars = cgi_variables(parts(
+            target,
+            b"/a",
+            b"",
+            Some(b"example.com:8080"),
+            headers,
+        ));
+        assert_eq!(get(&vars, "HTTP_HOST"), Some(&b"example.com:8080"[..]));
+        assert_eq!(get(&vars, "SERVER_NAME"), Some(&b"example.com"[..]));
     }
 
     #[test]

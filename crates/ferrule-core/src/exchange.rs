@@ -13,10 +13,12 @@
 
 use std::fs::File;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::http1::RequestHead;
+use crate::http1::{RequestError, RequestHead};
 
 /// How many response parts may wait between an application thread and its connection before the
 /// application thread blocks in [`Responder::send`]. Default 16: with typical 1-64 KiB chunks that
@@ -177,6 +179,10 @@ pub enum ResponsePart {
     /// The application failed after the head was sent: close the connection without finishing
     /// the body, so the client sees a truncated response rather than a wrong one.
     Abort,
+    /// The request was refused before the application ran (e.g. a binding that cannot run it):
+    /// the connection answers with the error's declared outcome and closes. Sent instead of
+    /// `Start`, never after it.
+    Refused(RequestError),
 }
 
 /// The client closed the connection (or it was torn down); further parts are pointless.
@@ -240,10 +246,20 @@ pub struct Job {
     pub responder: Responder,
 }
 
+/// A job in the queue, with the claim its connection may use to withdraw it.
+#[derive(Debug)]
+struct Queued {
+    job: Job,
+    /// Set by whichever side comes first: the application thread taking the job, or the
+    /// connection withdrawing it ([`QueueClaim::withdraw`]). `None`: cannot be withdrawn.
+    claim: Option<Arc<AtomicBool>>,
+}
+
 /// Creates the queue between connection tasks and application threads. Unbounded in slots, but
 /// the jobs in it are bounded by the open connections (one job per connection at a time:
-/// pipelined requests are handed over one after the other). When every [`JobSender`] is dropped
-/// (the server stopped), receivers drain what is left and then get `None`.
+/// pipelined requests are handed over one after the other) and by the driver's
+/// `max_queued_requests` check. When every [`JobSender`] is dropped (the server stopped),
+/// receivers drain what is left and then get `None`.
 pub fn job_queue() -> (JobSender, JobReceiver) {
     let (tx, rx) = crossbeam_channel::unbounded();
     (JobSender { tx }, JobReceiver { rx })
@@ -252,7 +268,7 @@ pub fn job_queue() -> (JobSender, JobReceiver) {
 /// The connection side of the job queue.
 #[derive(Debug, Clone)]
 pub struct JobSender {
-    tx: crossbeam_channel::Sender<Job>,
+    tx: crossbeam_channel::Sender<Queued>,
 }
 
 impl JobSender {
@@ -261,7 +277,23 @@ impl JobSender {
     // is rare (no application thread left), so its size does not matter.
     #[allow(clippy::result_large_err)]
     pub fn push(&self, job: Job) -> Result<(), Job> {
-        self.tx.send(job).map_err(|e| e.0)
+        self.tx
+            .send(Queued { job, claim: None })
+            .map_err(|e| e.0.job)
+    }
+
+    /// Like [`JobSender::push`], returning a claim with which the connection can take the job
+    /// back while no application thread has taken it yet (queue timeout).
+    #[allow(clippy::result_large_err)]
+    pub fn push_claimable(&self, job: Job) -> Result<QueueClaim, Job> {
+        let claim = Arc::new(AtomicBool::new(false));
+        self.tx
+            .send(Queued {
+                job,
+                claim: Some(Arc::clone(&claim)),
+            })
+            .map_err(|e| e.0.job)?;
+        Ok(QueueClaim { claim })
     }
 
     /// How many jobs wait for an application thread.
@@ -274,30 +306,127 @@ impl JobSender {
     }
 }
 
-/// An application thread's end of the job queue.
+/// A connection's hold on a job it queued (see [`JobSender::push_claimable`]).
+#[derive(Debug)]
+pub struct QueueClaim {
+    claim: Arc<AtomicBool>,
+}
+
+impl QueueClaim {
+    /// Takes the job back if no application thread has taken it: true = the app will never
+    /// run it (the thread that dequeues it drops it) and the connection answers for it.
+    pub fn withdraw(&self) -> bool {
+        !self.claim.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// An application thread's end of the job queue. Jobs their connection withdrew (queue
+/// timeout, answered 503 by the connection) are dropped here without reaching the caller.
 #[derive(Debug, Clone)]
 pub struct JobReceiver {
-    rx: crossbeam_channel::Receiver<Job>,
+    rx: crossbeam_channel::Receiver<Queued>,
 }
 
 impl JobReceiver {
     /// Blocks until a job arrives; `None` once the server has stopped and the queue is drained.
     /// Call with the GIL released.
     pub fn recv(&self) -> Option<Job> {
-        self.rx.recv().ok()
+        loop {
+            if let Some(job) = take(self.rx.recv().ok()?) {
+                return Some(job);
+            }
+        }
     }
 
     /// Like [`JobReceiver::recv`], giving up after `timeout`: `Err(RecvTimedOut)` on timeout,
     /// `Ok(None)` once the server has stopped.
     pub fn recv_timeout(&self, timeout: std::time::Duration) -> Result<Option<Job>, RecvTimedOut> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(job) => Ok(Some(job)),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(RecvTimedOut),
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Ok(None),
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.rx.recv_deadline(deadline) {
+                Ok(queued) => {
+                    if let Some(job) = take(queued) {
+                        return Ok(Some(job));
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => return Err(RecvTimedOut),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(None),
+            }
         }
+    }
+}
+
+/// The job, unless its connection withdrew it first.
+fn take(queued: Queued) -> Option<Job> {
+    match queued.claim {
+        Some(claim) if claim.swap(true, Ordering::AcqRel) => None,
+        _ => Some(queued.job),
     }
 }
 
 /// [`JobReceiver::recv_timeout`] waited its whole timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecvTimedOut;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> (Job, tokio::sync::mpsc::Receiver<ResponsePart>) {
+        let mut bytes = bytes::BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
+        let limits = crate::http1::HeadLimits {
+            request_line: 100,
+            fields: 10,
+            field_size: 100,
+            head: 1000,
+        };
+        let Ok(crate::http1::Parsed::Complete(head)) =
+            crate::http1::parse_head(&mut bytes, &limits)
+        else {
+            panic!("test request did not parse");
+        };
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let (responder, rx) = Responder::channel();
+        let request = Request {
+            head,
+            body: RequestBody::Empty,
+            conn: ConnInfo {
+                peer: addr,
+                local: addr,
+                scheme: "http",
+            },
+        };
+        (Job { request, responder }, rx)
+    }
+
+    #[test]
+    fn a_withdrawn_job_never_reaches_a_thread() {
+        let (tx, rx) = job_queue();
+        let (j1, _r1) = job();
+        let (j2, _r2) = job();
+        let claim = tx.push_claimable(j1).unwrap();
+        tx.push(j2).unwrap();
+        assert!(claim.withdraw());
+        assert!(
+            !claim.withdraw(),
+            "withdrawing twice must not succeed twice"
+        );
+        // The first job is skipped; the second arrives.
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(100))
+            .unwrap()
+            .is_some());
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(10))
+            .is_err());
+    }
+
+    #[test]
+    fn a_taken_job_cannot_be_withdrawn() {
+        let (tx, rx) = job_queue();
+        let (j, _r) = job();
+        let claim = tx.push_claimable(j).unwrap();
+        assert!(rx.recv().is_some());
+        assert!(!claim.withdraw());
+    }
+}

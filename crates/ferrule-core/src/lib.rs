@@ -7,3 +7,4 @@ pub mod exchange;
 pub mod http1;
 pub mod log;
 pub mod server;
+pub mod supervise;

@@ -91,7 +91,6 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[derive(Debug)]
 struct ErrorLog {
     sink: Sink,
-    pid: u32,
 }
 
 impl log::Log for ErrorLog {
@@ -112,7 +111,8 @@ impl log::Log for ErrorLog {
         let line = format!(
             "[{}] [{}] [{}] {}\n",
             timestamp(),
-            self.pid,
+            // Read per line, not cached: a forked worker logs under its own pid.
+            std::process::id(),
             level,
             record.args()
         );
@@ -148,10 +148,7 @@ pub fn init_error_log(level: LogLevel, dest: &str) -> Result<(), LogOpenError> {
         path: dest.to_owned(),
         source,
     })?;
-    let logger = Box::leak(Box::new(ErrorLog {
-        sink,
-        pid: std::process::id(),
-    }));
+    let logger = Box::leak(Box::new(ErrorLog { sink }));
     if log::set_logger(logger).is_ok() {
         let _ = INSTALLED.set(());
     }
@@ -183,6 +180,47 @@ impl AccessLog {
     }
 }
 
+/// Lets a repeated warning (overload: connection limit, full queue) through at most once per
+/// interval, counting the ones held back, so a flood produces a few lines instead of one per
+/// connection. Lock-free; shared by reference between tasks and threads.
+#[derive(Debug)]
+pub struct RateLimited {
+    interval_ms: u64,
+    origin: std::time::Instant,
+    /// Milliseconds since `origin` before which nothing is logged.
+    next_ms: std::sync::atomic::AtomicU64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl RateLimited {
+    pub fn new(interval: std::time::Duration) -> RateLimited {
+        RateLimited {
+            interval_ms: interval.as_millis().try_into().unwrap_or(u64::MAX),
+            origin: std::time::Instant::now(),
+            next_ms: std::sync::atomic::AtomicU64::new(0),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)`: log now; `n` occurrences were held back since the last line. `None`: held back.
+    pub fn check(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let next = self.next_ms.load(Relaxed);
+        if now >= next
+            && self
+                .next_ms
+                .compare_exchange(next, now.saturating_add(self.interval_ms), Relaxed, Relaxed)
+                .is_ok()
+        {
+            Some(self.suppressed.swap(0, Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Relaxed);
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +230,16 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_683), (2023, 11, 22));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn rate_limited_lets_one_through_per_interval() {
+        let r = RateLimited::new(std::time::Duration::from_secs(3600));
+        assert_eq!(r.check(), Some(0));
+        assert_eq!(r.check(), None);
+        assert_eq!(r.check(), None);
+        let r = RateLimited::new(std::time::Duration::ZERO);
+        assert_eq!(r.check(), Some(0));
+        assert_eq!(r.check(), Some(0));
     }
 }

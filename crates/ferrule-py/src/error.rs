@@ -7,11 +7,13 @@
 //! | [`ServeError`]             | `OSError` with the message (e.g. the address that failed) |
 //! | [`BodyError`]              | `OSError` naming why the request body could not be read |
 //! | [`ClientGone`]             | `OSError("client disconnected")` from `write()` |
+//! | [`SuperviseError`]         | `OSError` with the message (e.g. fork failed) |
 
 use ferrule_core::config::ConfigError;
 use ferrule_core::exchange::{BodyError, ClientGone};
 use ferrule_core::log::LogOpenError;
 use ferrule_core::server::ServeError;
+use ferrule_core::supervise::SuperviseError;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::PyErr;
 
@@ -23,6 +25,7 @@ pub(crate) enum CoreError {
     Serve(ServeError),
     Body(BodyError),
     ClientGone(ClientGone),
+    Supervise(SuperviseError),
 }
 
 impl From<CoreError> for PyErr {
@@ -33,6 +36,7 @@ impl From<CoreError> for PyErr {
             CoreError::Serve(e) => PyOSError::new_err(e.to_string()),
             CoreError::Body(e) => PyOSError::new_err(e.to_string()),
             CoreError::ClientGone(e) => PyOSError::new_err(e.to_string()),
+            CoreError::Supervise(e) => PyOSError::new_err(e.to_string()),
         }
     }
 }
@@ -58,6 +62,12 @@ impl From<ServeError> for CoreError {
 impl From<BodyError> for CoreError {
     fn from(e: BodyError) -> Self {
         CoreError::Body(e)
+    }
+}
+
+impl From<SuperviseError> for CoreError {
+    fn from(e: SuperviseError) -> Self {
+        CoreError::Supervise(e)
     }
 }
 

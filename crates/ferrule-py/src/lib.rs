@@ -6,6 +6,7 @@
 //! - `environ`, `input`, `errors`: the environ dict, `wsgi.input`, `wsgi.errors`.
 //! - `start_response`, `sender`, `response`: the response side.
 //! - `file_wrapper`: `wsgi.file_wrapper`.
+//! - `supervise`: the master (`supervise()`) and a forked worker's handle (`Worker`).
 //! - `error`: the one conversion of core errors to Python exceptions.
 
 mod environ;
@@ -17,6 +18,7 @@ mod response;
 mod sender;
 mod server;
 mod start_response;
+mod supervise;
 mod worker;
 
 use pyo3::prelude::*;
@@ -48,4 +50,6 @@ mod _ferrule {
     use super::log_line;
     #[pymodule_export]
     use super::server::Server;
+    #[pymodule_export]
+    use super::supervise::{supervise, Worker};
 }

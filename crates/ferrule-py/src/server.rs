@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 
 use crate::environ::Concurrency;
 use crate::error::CoreError;
+use crate::supervise::Worker;
 
 #[pyclass(frozen, module = "ferrule._ferrule")]
 #[derive(Debug)]
@@ -42,16 +43,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[pymethods]
 impl Server {
     #[new]
-    fn new(py: Python<'_>, config_json: &str, app: Py<PyAny>) -> PyResult<Server> {
+    #[pyo3(signature = (config_json, app, worker=None))]
+    fn new(
+        py: Python<'_>,
+        config_json: &str,
+        app: Py<PyAny>,
+        worker: Option<PyRef<'_, Worker>>,
+    ) -> PyResult<Server> {
         let config = ServerConfig::from_json(config_json).map_err(CoreError::from)?;
         init_error_log(config.log_level, &config.error_log).map_err(CoreError::from)?;
         let concurrency = Concurrency {
             multithread: config.threads > 1,
             multiprocess: config.multiprocess,
         };
-        let core = py
-            .detach(|| CoreServer::bind(config))
-            .map_err(CoreError::from)?;
+        // A forked worker serves on the listeners its master bound.
+        let core = match worker {
+            Some(worker) => {
+                let listeners = worker.take_listeners()?;
+                CoreServer::from_listeners(config, listeners)
+            }
+            None => py.detach(|| CoreServer::bind(config)),
+        }
+        .map_err(CoreError::from)?;
         let addresses = core.local_addrs().iter().map(ToString::to_string).collect();
         let shutdown = core.shutdown_handle();
         let (jobs, receiver) = job_queue();
@@ -89,6 +102,13 @@ impl Server {
         // `jobs` moves into `run` and is dropped when it returns, ending the job queue.
         py.detach(move || core.run(jobs)).map_err(CoreError::from)?;
         Ok(())
+    }
+
+    /// True when a second SIGINT/SIGTERM cut the graceful drain short: the caller should not
+    /// wait for busy application threads.
+    #[getter]
+    fn forced(&self) -> bool {
+        lock(&self.shutdown).is_forced()
     }
 
     /// Asks `run()` to stop gracefully; callable from any thread.

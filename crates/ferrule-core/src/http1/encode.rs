@@ -6,6 +6,11 @@
 //!   received in the request": every status line says `HTTP/1.1`, also to HTTP/1.0 clients.
 //! - RFC 9112 §6.3 / RFC 9110 §6.4.1: responses to HEAD, 1xx, 204 and 304 have no body
 //!   ([`ResponseFraming::NoBody`]); the app's headers (e.g. its Content-Length) are kept as given.
+//! - RFC 9110 §9.3.2: "The server SHOULD send the same header fields in response to a HEAD
+//!   request as it would have sent if the request method had been GET": a HEAD response whose
+//!   (non-empty) body is known whole gets the `Content-Length` GET would
+//!   ([`ResponseFraming::NoBodyLength`]); a streamed body's length is not known, so none is sent
+//!   (RFC 9110 §9.3.2 lets a server omit fields "determined only while generating the content").
 //! - RFC 9112 §6.1: "A server MUST NOT send a response containing Transfer-Encoding unless the
 //!   corresponding request indicates HTTP/1.1 (or later minor revisions)": an HTTP/1.0 response
 //!   of unknown length is delimited by closing the connection.
@@ -25,6 +30,9 @@ use crate::exchange::ResponseHead;
 pub enum ResponseFraming {
     /// No body may be sent (HEAD, 1xx, 204, 304): headers kept as the app gave them.
     NoBody,
+    /// A HEAD response: no body is sent, but `Content-Length: n` is announced, as the GET
+    /// response would carry it (the body was known whole and the app gave no length).
+    NoBodyLength(u64),
     /// `Content-Length: n` (from the app, or computed for a body known whole).
     Length(u64),
     /// `Transfer-Encoding: chunked` (HTTP/1.1 only).
@@ -52,8 +60,17 @@ pub fn status_has_no_body(status: u16) -> bool {
 
 /// Chooses the framing of a response.
 pub fn response_framing(input: &FramingInput) -> ResponseFraming {
-    if input.is_head || status_has_no_body(input.status) {
+    if status_has_no_body(input.status) {
         return ResponseFraming::NoBody;
+    }
+    if input.is_head {
+        // RFC 9110 §9.3.2: "The server SHOULD send the same header fields in response to a
+        // HEAD request as it would have sent if the request method had been GET". An empty
+        // body is not announced as 0: an app may skip the body for HEAD.
+        return match (input.app_content_length, input.known_body_len) {
+            (None, Some(n)) if n > 0 => ResponseFraming::NoBodyLength(n),
+            _ => ResponseFraming::NoBody,
+        };
     }
     if let Some(n) = input.app_content_length.or(input.known_body_len) {
         return ResponseFraming::Length(n);
@@ -114,7 +131,7 @@ pub fn write_head(
         dst.put_slice(b"\r\n");
     }
     match framing {
-        ResponseFraming::Length(n) if !has_length => {
+        ResponseFraming::Length(n) | ResponseFraming::NoBodyLength(n) if !has_length => {
             dst.put_slice(b"Content-Length: ");
             dst.put_slice(itoa::Buffer::new().format(n).as_bytes());
             dst.put_slice(b"\r\n");
@@ -184,7 +201,12 @@ mod tests {
         use Version::*;
         let rows = [
             (input(Http11, true, 200, Some(5), None), NoBody),
-            (input(Http11, true, 200, None, Some(5)), NoBody),
+            (input(Http11, true, 200, None, Some(5)), NoBodyLength(5)),
+            (input(Http10, true, 200, None, Some(5)), NoBodyLength(5)),
+            (input(Http11, true, 200, None, Some(0)), NoBody),
+            (input(Http11, true, 200, None, None), NoBody),
+            (input(Http11, true, 204, None, Some(5)), NoBody),
+            (input(Http11, true, 304, None, Some(5)), NoBody),
             (input(Http11, false, 100, None, None), NoBody),
             (input(Http11, false, 101, None, None), NoBody),
             (input(Http11, false, 204, Some(0), None), NoBody),
@@ -282,6 +304,11 @@ mod tests {
              "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 10\r\nDate: D\r\n\r\n"),
             (Http11, head("204 No Content", &[]), NoBody, b"", false,
              "HTTP/1.1 204 No Content\r\nDate: D\r\nConnection: close\r\n\r\n"),
+            // A HEAD response announces the length GET would send, unless the app gave one.
+            (Http11, plain.clone(), NoBodyLength(11), b"", true,
+             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Case: KeepMe\r\nDate: D\r\nContent-Length: 11\r\n\r\n"),
+            (Http11, head("200 OK", &[("Content-Length", "4")]), NoBodyLength(11), b"", true,
+             "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nDate: D\r\n\r\n"),
             (Http11, head("200 OK", &[]), Length(u64::MAX), b"", true,
              "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 18446744073709551615\r\n\r\n"),
             (Http11, head("599 Custom reason text", &[]), Length(0), b"", true,

@@ -6,7 +6,11 @@
 //! trusted (RFC 9112 §6.3: "the server MUST respond with the 400 (Bad Request) status code and then
 //! close the connection"), so no pipelined request after it is ever parsed.
 //! The driver uses [`RequestError::BodyTooLarge`], [`RequestError::HeaderTimeout`] and
-//! [`RequestError::BodyTimeout`] for the limits it enforces itself.
+//! [`RequestError::BodyTimeout`] for the limits it enforces itself, and the overload refusals
+//! ([`RequestError::ConnectionLimit`], [`RequestError::QueueFull`],
+//! [`RequestError::QueueTimeout`]): `503 Service Unavailable` with `Retry-After`
+//! (RFC 9110 §15.6.4: "The server MAY send a Retry-After header field to suggest an appropriate
+//! amount of time for the client to wait before retrying the request"), the app never runs.
 
 /// What the client is told and whether the connection survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +20,13 @@ pub struct Outcome {
     pub reason: &'static str,
     /// Close the connection after answering (always true for framing errors).
     pub close: bool,
+    /// Seconds sent in a `Retry-After` header (overload refusals), `None` = no header.
+    pub retry_after: Option<u32>,
 }
+
+/// `Retry-After` seconds sent with every overload `503`: short, because overload is usually a
+/// burst and the client is better served retrying soon (or elsewhere, behind a balancer).
+pub const RETRY_AFTER_SECS: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -53,6 +63,13 @@ pub enum RequestError {
     HeaderTimeout,
     /// The body stopped making progress within `body_timeout` (detected by the driver). → 408.
     BodyTimeout,
+    /// `worker_connections` connections are open and `overload_503` is set. → 503 + Retry-After.
+    ConnectionLimit,
+    /// `max_queued_requests` requests already wait for an application thread. → 503 + Retry-After.
+    QueueFull,
+    /// The request waited longer than `queue_timeout` for an application thread. → 503 +
+    /// Retry-After.
+    QueueTimeout,
 }
 
 impl RequestError {
@@ -73,12 +90,24 @@ impl RequestError {
             RequestError::ExpectationFailed => (417, "Expectation Failed"),
             RequestError::BodyTooLarge => (413, "Content Too Large"),
             RequestError::HeaderTimeout | RequestError::BodyTimeout => (408, "Request Timeout"),
+            RequestError::ConnectionLimit
+            | RequestError::QueueFull
+            | RequestError::QueueTimeout => (503, "Service Unavailable"),
         };
         Outcome {
             status,
             reason,
             close: true,
+            retry_after: self.is_overload().then_some(RETRY_AFTER_SECS),
         }
+    }
+
+    /// The server refused the request for lack of capacity (503), not for anything in it.
+    pub fn is_overload(&self) -> bool {
+        matches!(
+            self,
+            RequestError::ConnectionLimit | RequestError::QueueFull | RequestError::QueueTimeout
+        )
     }
 
     /// Shorthand for `self.outcome().status`.
@@ -124,6 +153,9 @@ impl std::fmt::Display for RequestError {
             RequestError::BodyTooLarge => f.write_str("request body too large"),
             RequestError::HeaderTimeout => f.write_str("timed out reading the request head"),
             RequestError::BodyTimeout => f.write_str("timed out reading the request body"),
+            RequestError::ConnectionLimit => f.write_str("connection limit reached"),
+            RequestError::QueueFull => f.write_str("too many requests waiting for a thread"),
+            RequestError::QueueTimeout => f.write_str("waited too long for a thread"),
         }
     }
 }
@@ -151,6 +183,9 @@ mod tests {
             (RequestError::BodyTooLarge, 413),
             (RequestError::HeaderTimeout, 408),
             (RequestError::BodyTimeout, 408),
+            (RequestError::ConnectionLimit, 503),
+            (RequestError::QueueFull, 503),
+            (RequestError::QueueTimeout, 503),
         ];
         for (err, status) in cases {
             let out = err.outcome();
@@ -158,6 +193,7 @@ mod tests {
             assert!(out.close, "{err:?} must close");
             assert!(!out.reason.is_empty());
             assert!(!err.to_string().is_empty());
+            assert_eq!(out.retry_after.is_some(), out.status == 503, "{err:?}");
         }
         assert!(RequestError::BodyTooLarge.is_limit());
         assert!(!RequestError::Malformed("x").is_limit());

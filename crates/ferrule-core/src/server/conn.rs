@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::body::{BodyFail, BodyReader, Buffered, FeedEnd};
 use super::io::{read_idle, read_some, write_all};
-use super::respond::{error_response, Respond, Written};
+use super::respond::{error_response_retry, Respond, Written};
 use super::Shared;
 use crate::exchange::{BodyStream, ConnInfo, Job, Request, RequestBody, Responder};
 use crate::http1::{
@@ -34,6 +34,12 @@ use crate::http1::{
 
 /// Spare room reserved before a read while a head is incomplete.
 const HEAD_READ: usize = 4 * 1024;
+/// On shutdown, a connection accepted but still without its first request gets this long for
+/// it instead of being closed at once: the client connected to send one, and closing now would
+/// fail a request it may already have sent (seen as "connection closed before a response"
+/// during reloads, when a worker stops while its listener queue is shared with new workers).
+/// Idle keep-alive connections, which have been answered, still close at once.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// After an error response, how long and how much the connection keeps reading (and
 /// discarding) before closing, so that unread request bytes do not make the kernel reset the
@@ -151,9 +157,17 @@ impl Conn {
         } else {
             config.keepalive()
         };
+        let mut stop = self.shutdown.clone();
+        let shutdown = async move {
+            // The receiver's sender lives in `Server`; if it is gone, so is the server.
+            let _ = stop.wait_for(|s| *s).await;
+            if first {
+                tokio::time::sleep(FIRST_REQUEST_GRACE).await;
+            }
+        };
         let read = tokio::select! {
             biased;
-            _ = self.shutdown.wait_for(|s| *s) => {
+            _ = shutdown => {
                 log::debug!("{peer}: closing idle connection: shutting down");
                 return false;
             }
@@ -179,13 +193,24 @@ impl Conn {
         let o = e.outcome();
         // Boxed: a rare path whose state (write, linger timers) should not enlarge every
         // connection's task.
-        Box::pin(self.refuse(o.status, o.reason)).await;
+        Box::pin(self.refuse_retry(o.status, o.reason, o.retry_after)).await;
     }
 
     /// Answers with a plain-text error and `Connection: close`, then lingers briefly.
     async fn refuse(&mut self, status: u16, reason: &str) {
+        self.refuse_retry(status, reason, None).await;
+    }
+
+    /// [`Conn::refuse`] with an optional `Retry-After` (overload refusals).
+    async fn refuse_retry(&mut self, status: u16, reason: &str, retry_after: Option<u32>) {
         self.wbuf.clear();
-        error_response(&mut self.wbuf, status, reason, &self.shared.server_header);
+        error_response_retry(
+            &mut self.wbuf,
+            status,
+            reason,
+            &self.shared.server_header,
+            retry_after,
+        );
         let mut iov = [IoSlice::new(&self.wbuf)];
         let written = write_all(&self.stream, &mut iov, self.shared.config.write()).await;
         self.wbuf.clear();
@@ -305,7 +330,19 @@ impl Conn {
             None => (body, None),
         };
 
-        // Hand-off.
+        // Hand-off, unless too many requests already wait for an application thread.
+        let max_queued = config.max_queued_requests;
+        if max_queued != 0 && shared.jobs.len() >= max_queued {
+            log::debug!("{peer}: refused (503): {max_queued} requests already queued");
+            if let Some(held_back) = shared.queue_full_warn.check() {
+                log::warn!(
+                    "Request queue full ({max_queued} waiting for an application thread): \
+                     answering 503 ({held_back} more since the last warning)"
+                );
+            }
+            self.refuse_with(RequestError::QueueFull).await;
+            return Next::Close;
+        }
         let (responder, mut rx) = Responder::channel();
         let job = Job {
             request: Request {
@@ -315,12 +352,21 @@ impl Conn {
             },
             responder,
         };
-        if let Err(job) = shared.jobs.push(job) {
-            drop(job);
-            log::error!("{peer}: no application thread is taking requests");
-            self.refuse(503, "Service Unavailable").await;
-            return Next::Close;
-        }
+        // With a queue timeout, the job can be withdrawn while no thread has taken it.
+        let queue_wait = config.queue_wait();
+        let pushed = match queue_wait {
+            Some(_) => shared.jobs.push_claimable(job).map(Some),
+            None => shared.jobs.push(job).map(|()| None),
+        };
+        let claim = match pushed {
+            Ok(claim) => claim,
+            Err(job) => {
+                drop(job);
+                log::error!("{peer}: no application thread is taking requests");
+                self.refuse(503, "Service Unavailable").await;
+                return Next::Close;
+            }
+        };
 
         // The response, while the body (if streamed) keeps flowing to the app.
         let mut respond = Respond {
@@ -337,7 +383,8 @@ impl Conn {
         // One `select!` for both cases (no streamed body: the feed side never completes), so
         // the response future exists once in this state machine.
         let mut feed_end = None;
-        let written: Written = {
+        // `None`: the request waited `queue_timeout` for a thread and was withdrawn.
+        let written: Option<Written> = {
             let (stream, buf, first) = (&self.stream, &mut self.buf, stream_first.take());
             let feed = async {
                 match (&mut reader, feed_tx) {
@@ -346,13 +393,41 @@ impl Conn {
                 }
             };
             let write = respond.write(&mut rx);
-            tokio::pin!(feed, write);
+            let queue_timer = async {
+                match (&claim, queue_wait) {
+                    (Some(_), Some(wait)) => tokio::time::sleep(wait).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::pin!(feed, write, queue_timer);
+            let mut timer_done = false;
             loop {
                 tokio::select! {
                     biased;
-                    w = &mut write => break w,
+                    w = &mut write => break Some(w),
                     end = &mut feed, if feed_end.is_none() => feed_end = Some(end),
+                    () = &mut queue_timer, if !timer_done => {
+                        timer_done = true;
+                        // Withdrawn only if no thread took it; else wait for the app as usual.
+                        if claim.as_ref().is_some_and(|c| c.withdraw()) {
+                            break None;
+                        }
+                    }
                 }
+            }
+        };
+        let written = match written {
+            Some(w) => w,
+            None => {
+                log::debug!("{peer}: refused (503): no application thread within {queue_wait:?}");
+                if let Some(held_back) = shared.queue_timeout_warn.check() {
+                    log::warn!(
+                        "Queue timeout: a request waited {:.1}s for an application thread and \
+                         was answered 503 ({held_back} more since the last warning)",
+                        queue_wait.map_or(0.0, |d| d.as_secs_f64())
+                    );
+                }
+                respond.refused(&RequestError::QueueTimeout).await
             }
         };
         // From here on the app's `send` fails: nobody writes for this request any more.
@@ -459,6 +534,8 @@ mod tests {
                 jobs,
                 shutdown,
                 server_header: Vec::new(),
+                queue_full_warn: crate::log::RateLimited::new(Duration::from_secs(1)),
+                queue_timeout_warn: crate::log::RateLimited::new(Duration::from_secs(1)),
             });
             let (done, _) = mpsc::channel(1);
             // The per-request state is boxed once per request; keep that allocation modest.

@@ -4,22 +4,27 @@
 //! thread starts) and logs `Listening at: http://ADDR (PID)` for each. [`Server::run`] blocks the
 //! calling thread running the tokio runtime until SIGINT/SIGTERM or [`ShutdownHandle::shutdown`],
 //! then stops accepting, lets in-flight requests finish (bounded by `graceful_timeout`) and
-//! returns; the [`crate::exchange::JobSender`] it was given is dropped by then, so application
-//! threads see the end of the queue.
+//! returns (a second SIGINT/SIGTERM during that drain closes the remaining connections at once
+//! and marks the stop forced, [`ShutdownHandle::is_forced`]); the
+//! [`crate::exchange::JobSender`] it was given is dropped by then, so application threads see
+//! the end of the queue.
 //!
 //! Files, one job each: [`listen`] (binding), `conn` (one connection's request loop), `body`
 //! (request bodies), `respond` (writing the app's response), `sendfile` (file bodies), `io`
-//! (readiness-based reads and writes with timeouts), `access` (the access log line).
+//! (readiness-based reads and writes with timeouts), `access` (the access log line),
+//! `overload` (the connection cap and its fast 503).
 
 mod access;
 mod body;
 mod conn;
 mod io;
 pub mod listen;
+mod overload;
 mod respond;
 mod sendfile;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +58,8 @@ impl std::error::Error for ServeError {}
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle {
     tx: Arc<watch::Sender<bool>>,
+    /// Set when a second signal cut the graceful drain short.
+    forced: Arc<AtomicBool>,
 }
 
 impl ShutdownHandle {
@@ -63,6 +70,12 @@ impl ShutdownHandle {
     /// True once a shutdown was asked for (by this handle or a signal).
     pub fn is_shutting_down(&self) -> bool {
         *self.tx.borrow()
+    }
+
+    /// True when a second SIGINT/SIGTERM arrived during the graceful drain: the operator wants
+    /// the process gone, so callers should not wait for busy application threads.
+    pub fn is_forced(&self) -> bool {
+        self.forced.load(Ordering::SeqCst)
     }
 }
 
@@ -76,6 +89,10 @@ pub struct Server {
     shutdown: ShutdownHandle,
     /// Opened at bind time, so a bad path fails before anything runs.
     access: Option<Arc<AccessLog>>,
+    /// A forked worker's server ([`Server::from_listeners`]): a repeated SIGTERM/SIGINT does not
+    /// force the stop, since its master and a process manager (systemd signals the whole
+    /// cgroup) may both send one; the master enforces the graceful bound with SIGKILL.
+    supervised: bool,
 }
 
 /// What every connection task shares: read-only after start, so no lock on the hot path.
@@ -87,6 +104,9 @@ pub(crate) struct Shared {
     pub(crate) jobs: JobSender,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) server_header: Vec<u8>,
+    /// Rate limits of the "request queue full" and "queue timeout" warnings.
+    pub(crate) queue_full_warn: crate::log::RateLimited,
+    pub(crate) queue_timeout_warn: crate::log::RateLimited,
 }
 
 impl Shared {
@@ -124,9 +144,55 @@ impl Server {
             config: Arc::new(config),
             listeners: Mutex::new(listeners),
             addrs,
-            shutdown: ShutdownHandle { tx: Arc::new(tx) },
+            shutdown: ShutdownHandle {
+                tx: Arc::new(tx),
+                forced: Arc::new(AtomicBool::new(false)),
+            },
             access,
+            supervised: false,
         })
+    }
+
+    /// A server over listeners bound elsewhere (a worker's, inherited from its master, see
+    /// [`crate::supervise`]); logs nothing, since the master logged `Listening at`.
+    pub fn from_listeners(
+        config: ServerConfig,
+        listeners: Vec<std::net::TcpListener>,
+    ) -> Result<Server, ServeError> {
+        let serve_error = |message: String| ServeError { message };
+        config.validate().map_err(|e| serve_error(e.to_string()))?;
+        let addrs = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| serve_error(format!("cannot use an inherited listener: {e}")))?;
+        let access = match &config.access_log {
+            Some(dest) => Some(Arc::new(
+                AccessLog::open(dest).map_err(|e| serve_error(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let (tx, _) = watch::channel(false);
+        Ok(Server {
+            config: Arc::new(config),
+            listeners: Mutex::new(listeners),
+            addrs,
+            shutdown: ShutdownHandle {
+                tx: Arc::new(tx),
+                forced: Arc::new(AtomicBool::new(false)),
+            },
+            access,
+            supervised: true,
+        })
+    }
+
+    /// Gives up the bound listeners (a master keeps them to hand to its workers); the server
+    /// cannot run afterwards.
+    pub fn into_listeners(self) -> Vec<std::net::TcpListener> {
+        match self.listeners.into_inner() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     /// The bound addresses, in `bind` order (port 0 resolved).
@@ -172,6 +238,8 @@ impl Server {
             jobs,
             shutdown: self.shutdown.tx.subscribe(),
             server_header: self.config.server_header.as_bytes().to_vec(),
+            queue_full_warn: crate::log::RateLimited::new(overload::LIMIT_WARN_INTERVAL),
+            queue_timeout_warn: crate::log::RateLimited::new(overload::LIMIT_WARN_INTERVAL),
         });
         let result = rt.block_on(self.serve(shared, listeners));
         // Dropping the runtime drops every task still alive (past the graceful bound), and with
@@ -197,11 +265,18 @@ impl Server {
         // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx`
         // sees the end: that is "every connection finished".
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        // One cap for the whole process, whichever listener a connection arrives on.
+        let limit = Arc::new(overload::ConnLimit::new(self.config.worker_connections));
         for (listener, addr) in listeners.into_iter().zip(&self.addrs) {
             let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| ServeError {
                 message: format!("cannot use listener {addr}: {e}"),
             })?;
-            tokio::spawn(accept_loop(listener, Arc::clone(&shared), done_tx.clone()));
+            tokio::spawn(accept_loop(
+                listener,
+                Arc::clone(&shared),
+                Arc::clone(&limit),
+                done_tx.clone(),
+            ));
         }
         drop(done_tx);
 
@@ -213,24 +288,40 @@ impl Server {
         }
         self.shutdown.shutdown();
         let graceful = self.config.graceful();
-        match tokio::time::timeout(graceful, done_rx.recv()).await {
-            Ok(_) => log::info!("Shutdown complete"),
-            Err(_) => log::warn!(
-                "Graceful timeout ({:.1}s) reached: closing the remaining connections",
-                graceful.as_secs_f64()
-            ),
+        // A second SIGINT/SIGTERM during the drain means "stop now" (an operator pressing
+        // Ctrl-C twice): the remaining connections are closed at once and the stop is marked
+        // forced, so the caller does not wait for busy application threads either.
+        tokio::select! {
+            r = tokio::time::timeout(graceful, done_rx.recv()) => match r {
+                Ok(_) => log::info!("Shutdown complete"),
+                Err(_) => log::warn!(
+                    "Graceful timeout ({:.1}s) reached: closing the remaining connections",
+                    graceful.as_secs_f64()
+                ),
+            },
+            _ = sigint.recv(), if !self.supervised => self.force_stop("int"),
+            _ = sigterm.recv(), if !self.supervised => self.force_stop("term"),
         }
         Ok(())
     }
+
+    fn force_stop(&self, name: &str) {
+        self.shutdown.forced.store(true, Ordering::SeqCst);
+        log::warn!("Handling signal: {name} again: closing the remaining connections now");
+    }
 }
 
-/// Accepts connections on one listener until shutdown, one task per connection.
+/// Accepts connections on one listener until shutdown, one task per connection, at most
+/// `worker_connections` at a time (see [`overload`]).
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
+    limit: Arc<overload::ConnLimit>,
     done: mpsc::Sender<()>,
 ) {
     let mut stop = shared.shutdown.clone();
+    let overload_503 = shared.config.overload_503;
+    let server_header: Arc<[u8]> = Arc::from(shared.server_header.as_slice());
     // A listener on a specific address knows every connection's local address; one on an
     // unspecified address (0.0.0.0, ::) asks each connection (one getsockname).
     let local = listener
@@ -238,6 +329,19 @@ async fn accept_loop(
         .ok()
         .filter(|a| !a.ip().is_unspecified());
     loop {
+        // Without overload_503: at the cap, stop accepting until a connection closes (new
+        // ones wait in the listen backlog).
+        let mut permit = None;
+        if !overload_503 {
+            permit = limit.try_admit(false);
+            if permit.is_none() {
+                permit = tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|s| *s) => break,
+                    p = limit.admit() => p,
+                };
+            }
+        }
         let accepted = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
@@ -245,6 +349,20 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                if overload_503 {
+                    permit = limit.try_admit(true);
+                    if permit.is_none() {
+                        // Past the cap: a fast 503, bounded in number; past that, just close.
+                        if let Some(refusing) = limit.try_refusing() {
+                            let header = Arc::clone(&server_header);
+                            tokio::spawn(async move {
+                                overload::refuse(stream, header).await;
+                                drop(refusing);
+                            });
+                        }
+                        continue;
+                    }
+                }
                 if let Err(e) = stream.set_nodelay(true) {
                     log::debug!("cannot set TCP_NODELAY for {peer}: {e}");
                 }
@@ -255,13 +373,12 @@ async fn accept_loop(
                         Err(_) => continue,
                     },
                 };
-                tokio::spawn(conn::serve(
-                    Arc::clone(&shared),
-                    stream,
-                    peer,
-                    local,
-                    done.clone(),
-                ));
+                let conn = conn::serve(Arc::clone(&shared), stream, peer, local, done.clone());
+                // The permit lives as long as the connection's task: its end frees the slot.
+                tokio::spawn(async move {
+                    conn.await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 log::error!("accept failed: {e}");

@@ -30,7 +30,7 @@ use crate::exchange::{FileBody, ResponseHead, ResponsePart};
 use crate::http1::encode::{
     self, response_framing, FramingInput, ResponseFraming, CHUNK_END, LAST_CHUNK,
 };
-use crate::http1::Version;
+use crate::http1::{RequestError, Version};
 
 /// Body parts gathered into one `writev` at most (the response channel holds 16 parts, so one
 /// write can empty it).
@@ -85,7 +85,7 @@ impl BodyOut {
             return None;
         }
         match self.framing {
-            ResponseFraming::NoBody => return None,
+            ResponseFraming::NoBody | ResponseFraming::NoBodyLength(_) => return None,
             ResponseFraming::Length(n) => {
                 let room = n - self.sent;
                 if (piece.len() as u64) > room {
@@ -133,7 +133,18 @@ pub(crate) fn app_content_length(head: &ResponseHead) -> Option<u64> {
 
 /// A plain-text error response that closes the connection: `reason` is the body.
 pub(crate) fn error_response(dst: &mut BytesMut, status: u16, reason: &str, server: &[u8]) {
-    dst.reserve(160 + reason.len() + server.len());
+    error_response_retry(dst, status, reason, server, None);
+}
+
+/// [`error_response`] with a `Retry-After: SECS` header when `retry_after` is set (overload).
+pub(crate) fn error_response_retry(
+    dst: &mut BytesMut,
+    status: u16,
+    reason: &str,
+    server: &[u8],
+    retry_after: Option<u32>,
+) {
+    dst.reserve(180 + reason.len() + server.len());
     dst.put_slice(b"HTTP/1.1 ");
     put_decimal(dst, u64::from(status));
     dst.put_u8(b' ');
@@ -143,6 +154,10 @@ pub(crate) fn error_response(dst: &mut BytesMut, status: u16, reason: &str, serv
     if !server.is_empty() {
         dst.put_slice(b"\r\nServer: ");
         dst.put_slice(server);
+    }
+    if let Some(secs) = retry_after {
+        dst.put_slice(b"\r\nRetry-After: ");
+        put_decimal(dst, u64::from(secs));
     }
     dst.put_slice(b"\r\nContent-Type: text/plain\r\nContent-Length: ");
     put_decimal(dst, reason.len() as u64);
@@ -172,6 +187,7 @@ impl Respond<'_> {
                 self.start(head, first, end, rx).await
             }
             Some(ResponsePart::StartFile { head, file }) => self.start_file(head, file).await,
+            Some(ResponsePart::Refused(e)) => self.refused(&e).await,
             Some(ResponsePart::Abort) => {
                 log::error!(
                     "{}: the application failed before sending a response",
@@ -190,6 +206,27 @@ impl Respond<'_> {
                 );
                 self.internal_error().await
             }
+        }
+    }
+
+    /// The request was refused before the app ran (queue timeout): its declared outcome.
+    pub(crate) async fn refused(&mut self, e: &RequestError) -> Written {
+        let o = e.outcome();
+        self.wbuf.clear();
+        error_response_retry(self.wbuf, o.status, o.reason, self.server, o.retry_after);
+        let mut iov = [IoSlice::new(self.wbuf)];
+        if let Err(e) = write_all(self.stream, &mut iov, self.timeout).await {
+            log::debug!(
+                "{}: writing the {} response failed: {e}",
+                self.peer,
+                o.status
+            );
+        }
+        self.wbuf.clear();
+        Written {
+            status: o.status,
+            body_bytes: o.reason.len() as u64,
+            reuse: false,
         }
     }
 
@@ -268,9 +305,11 @@ impl Respond<'_> {
                     }
                     Ok(ResponsePart::End) => ended = true,
                     Ok(ResponsePart::Abort) => broken = Some(Broken::Abort),
-                    Ok(ResponsePart::Start { .. } | ResponsePart::StartFile { .. }) => {
-                        broken = Some(Broken::Protocol)
-                    }
+                    Ok(
+                        ResponsePart::Start { .. }
+                        | ResponsePart::StartFile { .. }
+                        | ResponsePart::Refused(_),
+                    ) => broken = Some(Broken::Protocol),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => broken = Some(Broken::Died),
                 }
@@ -344,9 +383,11 @@ impl Respond<'_> {
                 }
                 Some(ResponsePart::End) => ended = true,
                 Some(ResponsePart::Abort) => broken = Some(Broken::Abort),
-                Some(ResponsePart::Start { .. } | ResponsePart::StartFile { .. }) => {
-                    broken = Some(Broken::Protocol)
-                }
+                Some(
+                    ResponsePart::Start { .. }
+                    | ResponsePart::StartFile { .. }
+                    | ResponsePart::Refused(_),
+                ) => broken = Some(Broken::Protocol),
                 None => broken = Some(Broken::Died),
             }
         }
@@ -370,7 +411,7 @@ impl Respond<'_> {
         encode::write_head(self.wbuf, self.version, &head, framing, self.server, keep);
         drop(head);
         let count = match framing {
-            ResponseFraming::NoBody => 0,
+            ResponseFraming::NoBody | ResponseFraming::NoBodyLength(_) => 0,
             ResponseFraming::Length(n) => {
                 if n < available {
                     log::warn!(

@@ -1,0 +1,498 @@
+//! The master's loop: keep `workers` workers alive, act on signals, stop cleanly.
+//!
+//! One iteration: fork what is missing (after the respawn backoff), `poll(2)` the self-pipe
+//! and every worker pipe until something happens or the next deadline, act on signals, read
+//! worker messages, reap exited workers with `waitpid(WNOHANG)`, SIGKILL workers past their
+//! stop deadline. Signals (gunicorn's meanings):
+//!
+//! | signal | action |
+//! |---|---|
+//! | TERM | graceful stop: TERM to every worker, SIGKILL past `graceful_timeout`, exit 0 |
+//! | INT, QUIT | fast stop: SIGKILL every worker, exit 0 |
+//! | HUP | reload: fork a new set of workers; once all are ready, TERM the old ones |
+//! | TTIN / TTOU | one worker more / less (the newest leaves, gracefully) |
+
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::pipe::{self, decode, MasterLink, Message};
+use super::signals::{self, SignalPipe};
+use super::{
+    ForkHooks, Role, SuperviseError, WorkerContext, EXIT_BOOT_FAILED, EXIT_MASTER_BOOT_FAILED,
+};
+use crate::config::ServerConfig;
+
+/// Respawn delay after a first unexpected worker death.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// Longest respawn delay: a worker that keeps crashing is retried this often.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A death this long after the previous one starts the backoff again from `BACKOFF_MIN`.
+const BACKOFF_RESET: Duration = Duration::from_secs(10);
+/// Longest `poll` wait: the loop rechecks its deadlines at least this often.
+const POLL_MAX: Duration = Duration::from_secs(1);
+
+/// One forked worker, as the master sees it.
+#[derive(Debug)]
+struct Slot {
+    id: u32,
+    pid: libc::pid_t,
+    /// Reload generation it was forked in (HUP starts a new one).
+    generation: u64,
+    /// Read end of its pipe; `None` once the worker closed it.
+    pipe: Option<OwnedFd>,
+    buf: Vec<u8>,
+    ready: bool,
+    /// Set when the master asked it to stop: SIGKILL at this instant.
+    kill_at: Option<Instant>,
+    killed: bool,
+}
+
+impl Slot {
+    fn active(&self) -> bool {
+        self.kill_at.is_none()
+    }
+}
+
+/// How the master is stopping.
+#[derive(Debug, Clone, Copy)]
+struct Stopping {
+    code: i32,
+}
+
+pub(super) struct Master<'a> {
+    config: &'a ServerConfig,
+    listeners: Vec<TcpListener>,
+    hooks: &'a mut dyn ForkHooks,
+    signals: Option<SignalPipe>,
+    slots: Vec<Slot>,
+    target: usize,
+    next_id: u32,
+    generation: u64,
+    stopping: Option<Stopping>,
+    respawn_at: Instant,
+    backoff: Duration,
+    last_death: Option<Instant>,
+    /// A HUP reload is under way: old-generation workers are still active.
+    reloading: bool,
+}
+
+fn signal_pid(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: kill(2) with a pid we forked and have not reaped yet (so it cannot be reused).
+    // ESRCH (already exiting) is fine: the reap will follow.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// `exited with code 0`, `killed by SIGKILL`, for log lines.
+fn describe_status(status: libc::c_int) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exited with code {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("was killed by {}", signals::name(libc::WTERMSIG(status)))
+    } else {
+        format!("ended with status {status:#x}")
+    }
+}
+
+impl<'a> Master<'a> {
+    pub(super) fn new(
+        config: &'a ServerConfig,
+        listeners: Vec<TcpListener>,
+        hooks: &'a mut dyn ForkHooks,
+    ) -> Result<Master<'a>, SuperviseError> {
+        let signals = SignalPipe::install()
+            .map_err(|e| SuperviseError::io("cannot install the master's signal handlers", e))?;
+        log::info!("Master started, {} workers", config.workers);
+        Ok(Master {
+            config,
+            listeners,
+            hooks,
+            signals: Some(signals),
+            slots: Vec::new(),
+            target: config.workers.max(1),
+            next_id: 1,
+            generation: 0,
+            stopping: None,
+            respawn_at: Instant::now(),
+            backoff: Duration::ZERO,
+            last_death: None,
+            reloading: false,
+        })
+    }
+
+    pub(super) fn run(mut self) -> Result<Role, SuperviseError> {
+        loop {
+            if let Some(ctx) = self.fill()? {
+                return Ok(Role::Worker(ctx));
+            }
+            if let Some(stop) = self.stopping {
+                if self.slots.is_empty() {
+                    if let Some(signals) = self.signals.take() {
+                        signals.uninstall();
+                    }
+                    log::info!("Master exiting");
+                    return Ok(Role::Exit(stop.code));
+                }
+            }
+            self.wait()?;
+            let received = self.signals.as_ref().map(SignalPipe::drain);
+            for sig in received.unwrap_or_default() {
+                self.on_signal(sig);
+            }
+            self.read_pipes();
+            self.reap();
+            self.enforce_deadlines();
+        }
+    }
+
+    // -- keeping the right workers ----------------------------------------------------------
+
+    /// Forks missing workers, retires extra or outdated ones. Returns in a forked child.
+    fn fill(&mut self) -> Result<Option<WorkerContext>, SuperviseError> {
+        if self.stopping.is_some() {
+            return Ok(None);
+        }
+        let generation = self.generation;
+        let current = |s: &&Slot| s.active() && s.generation == generation;
+        // One by one: while old workers remain, at most one new worker boots at a time.
+        let booting = |slots: &[Slot]| slots.iter().filter(current).any(|s| !s.ready);
+        while self.slots.iter().filter(current).count() < self.target
+            && Instant::now() >= self.respawn_at
+            && !(self.config.reload_one_by_one && self.reloading && booting(&self.slots))
+        {
+            if let Some(ctx) = self.spawn()? {
+                return Ok(Some(ctx));
+            }
+        }
+        // TTOU: the newest current workers beyond the target leave.
+        let extra = self
+            .slots
+            .iter()
+            .filter(current)
+            .count()
+            .saturating_sub(self.target);
+        for _ in 0..extra {
+            if let Some(i) = self
+                .slots
+                .iter()
+                .rposition(|s| s.active() && s.generation == generation)
+            {
+                self.retire(i, "fewer workers asked for");
+            }
+        }
+        // HUP: old workers leave as new ones are ready (all at once, or one per new one).
+        let ready = self
+            .slots
+            .iter()
+            .filter(current)
+            .filter(|s| s.ready)
+            .count();
+        let old = |s: &Slot| s.active() && s.generation != generation;
+        let mut old_active = self.slots.iter().filter(|s| old(s)).count();
+        let leave = if self.config.reload_one_by_one {
+            (old_active + ready).saturating_sub(self.target)
+        } else if ready >= self.target {
+            old_active
+        } else {
+            0
+        };
+        for _ in 0..leave {
+            if let Some(i) = self.slots.iter().position(old) {
+                self.retire(i, "replaced by a reload");
+                old_active -= 1;
+            }
+        }
+        self.reloading = old_active > 0;
+        Ok(None)
+    }
+
+    fn spawn(&mut self) -> Result<Option<WorkerContext>, SuperviseError> {
+        let (read, write) =
+            pipe::pipe().map_err(|e| SuperviseError::io("cannot create a worker pipe", e))?;
+        let id = self.next_id;
+        self.next_id += 1;
+        let mask = signals::block();
+        self.hooks.before_fork();
+        // SAFETY: the master is single-threaded (module docs), so the child inherits no lock
+        // held by another thread; the hooks prepared the embedding runtime.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            let e = std::io::Error::last_os_error();
+            self.hooks.after_fork_parent();
+            signals::restore(&mask);
+            return Err(SuperviseError::io("cannot fork a worker", e));
+        }
+        if pid == 0 {
+            self.hooks.after_fork_child();
+            drop(read);
+            // The other workers' pipes and the self-pipe are the master's business.
+            self.slots.clear();
+            if let Some(signals) = self.signals.take() {
+                signals.reset_in_child();
+            }
+            signals::restore(&mask);
+            return Ok(Some(WorkerContext {
+                id,
+                listeners: std::mem::take(&mut self.listeners),
+                link: MasterLink::new(write),
+            }));
+        }
+        self.hooks.after_fork_parent();
+        signals::restore(&mask);
+        drop(write);
+        if let Err(e) = pipe::set_nonblocking(&read) {
+            log::warn!("worker {id} pipe: cannot make it non-blocking: {e}");
+        }
+        log::info!("Booting worker {id} with pid: {pid}");
+        self.slots.push(Slot {
+            id,
+            pid,
+            generation: self.generation,
+            pipe: Some(read),
+            buf: Vec::new(),
+            ready: false,
+            kill_at: None,
+            killed: false,
+        });
+        Ok(None)
+    }
+
+    /// Asks slot `i` to stop gracefully (TERM), SIGKILL past the graceful timeout.
+    fn retire(&mut self, i: usize, why: &str) {
+        let graceful = self.config.graceful();
+        let slot = &mut self.slots[i];
+        if !slot.active() {
+            return;
+        }
+        log::info!("Stopping worker {} (pid {}): {why}", slot.id, slot.pid);
+        signal_pid(slot.pid, libc::SIGTERM);
+        slot.kill_at = Some(Instant::now() + graceful);
+    }
+
+    fn begin_stop(&mut self, code: i32, fast: bool) {
+        if self.stopping.is_none() {
+            self.stopping = Some(Stopping { code });
+        }
+        for i in 0..self.slots.len() {
+            if fast {
+                let slot = &mut self.slots[i];
+                if !slot.killed {
+                    signal_pid(slot.pid, libc::SIGKILL);
+                    slot.killed = true;
+                    slot.kill_at.get_or_insert_with(Instant::now);
+                }
+            } else {
+                self.retire(i, "shutting down");
+            }
+        }
+    }
+
+    // -- events ----------------------------------------------------------------------------
+
+    fn on_signal(&mut self, sig: libc::c_int) {
+        match sig {
+            libc::SIGTERM => {
+                log::info!("Handling signal: term");
+                self.begin_stop(0, false);
+            }
+            libc::SIGINT | libc::SIGQUIT => {
+                log::info!("Handling signal: {}", signals::name(sig).to_lowercase());
+                self.begin_stop(0, true);
+            }
+            libc::SIGHUP if self.stopping.is_none() => {
+                self.generation += 1;
+                self.reloading = true;
+                log::info!(
+                    "Handling signal: hup (reload: starting {} new workers)",
+                    self.target
+                );
+            }
+            libc::SIGTTIN if self.stopping.is_none() => {
+                self.target += 1;
+                log::info!("Handling signal: ttin ({} workers)", self.target);
+            }
+            libc::SIGTTOU if self.stopping.is_none() => {
+                self.target = self.target.saturating_sub(1).max(1);
+                log::info!("Handling signal: ttou ({} workers)", self.target);
+            }
+            libc::SIGUSR1 => log::info!("Handling signal: usr1 (nothing to reopen)"),
+            _ => {} // SIGCHLD: the reap follows; others while stopping: ignored.
+        }
+    }
+
+    /// Waits until a signal, a worker message, or the next deadline.
+    fn wait(&mut self) -> Result<(), SuperviseError> {
+        let now = Instant::now();
+        let mut deadline = now + POLL_MAX;
+        for slot in &self.slots {
+            if let Some(at) = slot.kill_at.filter(|_| !slot.killed) {
+                deadline = deadline.min(at);
+            }
+        }
+        if self.stopping.is_none() && self.respawn_at > now {
+            deadline = deadline.min(self.respawn_at);
+        }
+        let timeout = deadline.saturating_duration_since(now);
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.slots.len() + 1);
+        if let Some(signals) = &self.signals {
+            fds.push(libc::pollfd {
+                fd: signals.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        for slot in &self.slots {
+            if let Some(pipe) = &slot.pipe {
+                fds.push(libc::pollfd {
+                    fd: pipe.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+        }
+        // Round up so a deadline 0.4 ms away does not spin.
+        let ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(SuperviseError::io("poll failed in the master", e));
+            }
+        }
+        Ok(())
+    }
+
+    fn read_pipes(&mut self) {
+        let mut boot_failure: Option<(u32, libc::pid_t, String)> = None;
+        for slot in &mut self.slots {
+            let Some(pipe) = &slot.pipe else { continue };
+            let mut chunk = [0u8; 4096];
+            let mut closed = false;
+            loop {
+                // SAFETY: reading into a valid local buffer from a descriptor we own.
+                let n =
+                    unsafe { libc::read(pipe.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+                match n {
+                    0 => {
+                        closed = true;
+                        break;
+                    }
+                    n if n > 0 => slot.buf.extend_from_slice(&chunk[..n as usize]),
+                    _ => break, // EAGAIN (or EINTR): nothing more now
+                }
+            }
+            loop {
+                match decode(&mut slot.buf) {
+                    Ok(Some(Message::Ready)) => {
+                        slot.ready = true;
+                        log::info!("Worker {} (pid {}) ready", slot.id, slot.pid);
+                    }
+                    Ok(Some(Message::BootFailed(text))) => {
+                        boot_failure.get_or_insert((slot.id, slot.pid, text));
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        log::error!(
+                            "Worker {} (pid {}) sent a bad message ({}): killing it",
+                            slot.id,
+                            slot.pid,
+                            e.0
+                        );
+                        signal_pid(slot.pid, libc::SIGKILL);
+                        slot.buf.clear();
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+            if closed {
+                slot.pipe = None;
+            }
+        }
+        if let Some((id, pid, text)) = boot_failure {
+            self.boot_failed(id, pid, text.trim_end());
+        }
+    }
+
+    /// A worker could not load the app: say so once, stop everything, exit non-zero.
+    fn boot_failed(&mut self, id: u32, pid: libc::pid_t, text: &str) {
+        if self.stopping.is_some() {
+            return; // only the first failure is reported
+        }
+        log::error!("Worker {id} (pid {pid}) failed to boot; stopping\n{text}");
+        self.stopping = Some(Stopping {
+            code: EXIT_MASTER_BOOT_FAILED,
+        });
+        self.begin_stop(EXIT_MASTER_BOOT_FAILED, false);
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let mut status: libc::c_int = 0;
+            // SAFETY: waitpid with a valid status pointer; WNOHANG never blocks.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            let Some(i) = self.slots.iter().position(|s| s.pid == pid) else {
+                continue; // not a worker (e.g. a process the preloaded app started)
+            };
+            let slot = self.slots.remove(i);
+            let how = describe_status(status);
+            if !slot.active() || self.stopping.is_some() {
+                log::info!("Worker {} (pid {pid}) {how}", slot.id);
+            } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_BOOT_FAILED {
+                self.boot_failed(slot.id, pid, &format!("the worker {how}"));
+            } else {
+                log::error!("Worker {} (pid {pid}) {how}: replacing it", slot.id);
+                self.schedule_respawn();
+            }
+        }
+    }
+
+    fn schedule_respawn(&mut self) {
+        let now = Instant::now();
+        self.backoff = match self.last_death {
+            Some(t) if now.duration_since(t) < BACKOFF_RESET => {
+                (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX)
+            }
+            _ => BACKOFF_MIN,
+        };
+        self.last_death = Some(now);
+        self.respawn_at = now + self.backoff;
+    }
+
+    fn enforce_deadlines(&mut self) {
+        let now = Instant::now();
+        let graceful = self.config.graceful_timeout;
+        for slot in &mut self.slots {
+            if slot.killed {
+                continue;
+            }
+            if let Some(at) = slot.kill_at {
+                if now >= at {
+                    log::warn!(
+                        "Worker {} (pid {}) still running {graceful:.1}s after TERM: SIGKILL",
+                        slot.id,
+                        slot.pid
+                    );
+                    signal_pid(slot.pid, libc::SIGKILL);
+                    slot.killed = true;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_descriptions() {
+        // Encodings as waitpid reports them on Linux.
+        assert_eq!(describe_status(3 << 8), "exited with code 3");
+        assert_eq!(describe_status(libc::SIGKILL), "was killed by SIGKILL");
+    }
+}

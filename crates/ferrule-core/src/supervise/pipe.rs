@@ -1,0 +1,166 @@
+//! The worker → master pipe: one `pipe(2)` per worker, framed messages.
+//!
+//! A frame is `kind` (1 byte), payload length (`u32`, big-endian), payload. The worker writes
+//! each frame with one `write(2)` under a lock, so frames from its threads never interleave
+//! (a frame up to `PIPE_BUF` is also atomic for the kernel; a longer one is still whole because
+//! the worker is the pipe's only writer). The master reads without blocking into a per-worker
+//! buffer and takes whole frames off its front.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
+
+/// Longest payload the master accepts; a longer frame means a confused worker.
+pub const MAX_PAYLOAD: usize = 64 * 1024;
+/// Bytes before the payload: kind and length.
+const HEADER: usize = 5;
+
+/// What a worker tells its master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// The app is loaded and the worker is about to accept connections.
+    Ready,
+    /// The app could not be loaded; the text (traceback, `Error: ...` line) is for the log.
+    BootFailed(String),
+}
+
+impl Message {
+    const READY: u8 = b'R';
+    const BOOT_FAILED: u8 = b'B';
+
+    /// The frame for this message.
+    pub fn encode(&self) -> Vec<u8> {
+        let (kind, payload): (u8, &[u8]) = match self {
+            Message::Ready => (Self::READY, b""),
+            Message::BootFailed(text) => (Self::BOOT_FAILED, text.as_bytes()),
+        };
+        let payload = &payload[..payload.len().min(MAX_PAYLOAD)];
+        let mut frame = Vec::with_capacity(HEADER + payload.len());
+        frame.push(kind);
+        // `payload` is at most MAX_PAYLOAD, far below u32::MAX.
+        frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    }
+}
+
+/// A frame the master cannot understand: the worker is treated as broken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError(pub String);
+
+/// Takes the first whole frame off `buf`; `Ok(None)` when more bytes are needed.
+pub fn decode(buf: &mut Vec<u8>) -> Result<Option<Message>, FrameError> {
+    if buf.len() < HEADER {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if len > MAX_PAYLOAD {
+        return Err(FrameError(format!("frame of {len} bytes")));
+    }
+    if buf.len() < HEADER + len {
+        return Ok(None);
+    }
+    let kind = buf[0];
+    let payload: Vec<u8> = buf.drain(..HEADER + len).skip(HEADER).collect();
+    match kind {
+        Message::READY if payload.is_empty() => Ok(Some(Message::Ready)),
+        Message::BOOT_FAILED => Ok(Some(Message::BootFailed(
+            String::from_utf8_lossy(&payload).into_owned(),
+        ))),
+        other => Err(FrameError(format!("unknown message kind {other:#04x}"))),
+    }
+}
+
+/// The worker's end of its pipe. Shared by the worker's threads.
+#[derive(Debug)]
+pub struct MasterLink {
+    fd: Mutex<std::fs::File>,
+}
+
+impl MasterLink {
+    pub(crate) fn new(fd: OwnedFd) -> MasterLink {
+        MasterLink {
+            fd: Mutex::new(std::fs::File::from(fd)),
+        }
+    }
+
+    /// Sends one message. Fails when the master is gone (EPIPE is an error, not a signal: the
+    /// workers ignore SIGPIPE like every Rust program).
+    pub fn send(&self, message: &Message) -> std::io::Result<()> {
+        let frame = message.encode();
+        let mut fd = self.fd.lock().unwrap_or_else(|p| p.into_inner());
+        fd.write_all(&frame)
+    }
+}
+
+/// A `pipe2(O_CLOEXEC)`: (read end, write end).
+pub(crate) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Puts `fd` in non-blocking mode.
+pub(crate) fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_in_pieces() {
+        let mut wire = Message::Ready.encode();
+        wire.extend(Message::BootFailed("Error: no module x".into()).encode());
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        for byte in wire {
+            buf.push(byte);
+            while let Some(m) = decode(&mut buf).unwrap() {
+                got.push(m);
+            }
+        }
+        assert_eq!(
+            got,
+            vec![
+                Message::Ready,
+                Message::BootFailed("Error: no module x".into())
+            ]
+        );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn bad_frames_are_errors() {
+        let mut buf = vec![b'?', 0, 0, 0, 0];
+        assert!(decode(&mut buf).is_err());
+        let mut buf = vec![b'B', 0xff, 0xff, 0xff, 0xff];
+        assert!(decode(&mut buf).is_err());
+    }
+
+    #[test]
+    fn link_writes_whole_frames() {
+        let (r, w) = pipe().unwrap();
+        let link = MasterLink::new(w);
+        link.send(&Message::Ready).unwrap();
+        drop(link);
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut buf).unwrap();
+        assert_eq!(decode(&mut buf).unwrap(), Some(Message::Ready));
+    }
+}

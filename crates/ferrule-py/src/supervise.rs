@@ -1,0 +1,114 @@
+//! `ferrule._ferrule.supervise` and `Worker`: the master (crates/ferrule-core/src/supervise/)
+//! as Python sees it.
+//!
+//! `supervise(config_json)` binds the listeners (logging `Listening at`), then runs the master
+//! with the GIL held (the master runs no other Python thread, and CPython's fork calls need the
+//! GIL). It returns twice, like `os.fork()`: the master's exit code (an `int`) in the master, a
+//! `Worker` in each forked worker. Around every `fork()` the hooks call `PyOS_BeforeFork`,
+//! `PyOS_AfterFork_Parent` and `PyOS_AfterFork_Child`, which run `os.register_at_fork`
+//! callbacks and reset the interpreter's locks and threads in the child.
+
+use std::net::TcpListener;
+use std::sync::{Mutex, MutexGuard};
+
+use ferrule_core::config::ServerConfig;
+use ferrule_core::log::init_error_log;
+use ferrule_core::server::Server as CoreServer;
+use ferrule_core::supervise::{
+    supervise as run_master, ForkHooks, MasterLink, Message, Role, EXIT_BOOT_FAILED,
+};
+use pyo3::exceptions::{PyOSError, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::IntoPyObjectExt;
+
+use crate::error::CoreError;
+
+/// CPython's fork protocol (the GIL is held throughout, see the module docs).
+#[derive(Debug)]
+struct PythonForkHooks;
+
+impl ForkHooks for PythonForkHooks {
+    fn before_fork(&mut self) {
+        // SAFETY: called with the GIL held, from the thread that forks.
+        unsafe { pyo3::ffi::PyOS_BeforeFork() }
+    }
+    fn after_fork_parent(&mut self) {
+        // SAFETY: as above, after a PyOS_BeforeFork.
+        unsafe { pyo3::ffi::PyOS_AfterFork_Parent() }
+    }
+    fn after_fork_child(&mut self) {
+        // SAFETY: as above, in the child, before any other Python code runs.
+        unsafe { pyo3::ffi::PyOS_AfterFork_Child() }
+    }
+}
+
+/// A forked worker's handle on what its master gave it.
+#[pyclass(frozen, module = "ferrule._ferrule")]
+#[derive(Debug)]
+pub struct Worker {
+    id: u32,
+    /// Taken by the `Server` built for this worker.
+    listeners: Mutex<Option<Vec<TcpListener>>>,
+    link: MasterLink,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Worker {
+    /// The inherited listeners, once.
+    pub(crate) fn take_listeners(&self) -> PyResult<Vec<TcpListener>> {
+        lock(&self.listeners)
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("this worker's listeners are already in use"))
+    }
+}
+
+#[pymethods]
+impl Worker {
+    /// The exit code of a worker whose app failed to load (after `boot_failed`).
+    #[classattr]
+    const EXIT_BOOT_FAILED: i32 = EXIT_BOOT_FAILED;
+
+    /// 1, 2, 3, … in fork order.
+    #[getter]
+    fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Tells the master the app is loaded and the worker is about to serve.
+    fn ready(&self) -> PyResult<()> {
+        self.link
+            .send(&Message::Ready)
+            .map_err(|e| PyOSError::new_err(format!("cannot reach the master: {e}")))
+    }
+
+    /// Tells the master the app could not be loaded; `text` is logged by the master, once.
+    fn boot_failed(&self, text: &str) -> PyResult<()> {
+        self.link
+            .send(&Message::BootFailed(text.to_owned()))
+            .map_err(|e| PyOSError::new_err(format!("cannot reach the master: {e}")))
+    }
+}
+
+/// Runs the master; see the module docs.
+#[pyfunction]
+pub(crate) fn supervise(py: Python<'_>, config_json: &str) -> PyResult<Py<PyAny>> {
+    let config = ServerConfig::from_json(config_json).map_err(CoreError::from)?;
+    init_error_log(config.log_level, &config.error_log).map_err(CoreError::from)?;
+    let listeners = py
+        .detach(|| CoreServer::bind(config.clone()))
+        .map_err(CoreError::from)?
+        .into_listeners();
+    // The GIL stays held: see the module docs.
+    match run_master(&config, listeners, &mut PythonForkHooks).map_err(CoreError::from)? {
+        Role::Exit(code) => code.into_py_any(py),
+        Role::Worker(ctx) => Worker {
+            id: ctx.id,
+            listeners: Mutex::new(Some(ctx.listeners)),
+            link: ctx.link,
+        }
+        .into_py_any(py),
+    }
+}
