@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 export PYO3_PYTHON := $(VENV_ABS)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help venv build serve test lint fmt bench clean
+.PHONY: help venv build serve test lint fmt bench fuzz clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,9 @@ fmt: venv ## Format the Rust code and apply ruff's safe fixes
 bench: build ## Run the benchmarks against peer servers (benchmarks/run.sh)
 	@if [ -f benchmarks/run.sh ]; then bash benchmarks/run.sh; \
 	else echo "benchmarks/run.sh is missing: nothing to run" >&2; exit 1; fi
+
+fuzz: ## Fuzz the parser, chunked decoder and environ builder (FUZZ_SECONDS=60 each; not in CI)
+	bash fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
 clean: ## Remove build outputs and caches (keeps .venv)
 	cargo clean

@@ -38,7 +38,10 @@ fn key_bytes(key: &EnvKey) -> &[u8] {
 fn expected_header_vars(head: &RequestHead) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     for (name, value) in head.headers() {
-        if name.eq_ignore_ascii_case(b"content-length") || name.contains(&b'_') {
+        // Only names of letters, digits and `-` map one-to-one onto CGI names (RFC 3875 §4.1.18);
+        // the rest (`_`, `.`, `~`, ...) are dropped.
+        let maps_to_cgi = name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-');
+        if name.eq_ignore_ascii_case(b"content-length") || !maps_to_cgi {
             continue;
         }
         let key = if name.eq_ignore_ascii_case(b"content-type") {

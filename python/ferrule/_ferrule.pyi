@@ -47,8 +47,6 @@ class Worker:
     @property
     def id(self) -> int:
         """1, 2, 3, ... in fork order; a replacement gets a new id."""
-    def ready(self) -> None:
-        """Tells the master the app is loaded and the worker is about to serve."""
     def boot_failed(self, text: str) -> None:
         """Tells the master the app could not be loaded; the master logs `text` once and stops
         every worker."""

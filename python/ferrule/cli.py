@@ -60,7 +60,7 @@ def _fail(message: str) -> int:
 def _run_workers(
     config: Config, load: Callable[[], Callable[..., Any]], app: Callable[..., Any] | None
 ) -> int:
-    """A master and its workers (`--workers` > 1); returns the master's exit code."""
+    """A master and its workers (`Config.uses_master`); returns the master's exit code."""
     try:
         from ferrule.server import run_workers
 
@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def load() -> Callable[..., Any]:
         return load_app(app_spec, chdir=config.chdir, pythonpath=config.pythonpath)
 
-    if config.workers > 1 and not config.preload and not args.check_config:
+    if config.uses_master and not config.preload and not args.check_config:
         # Each worker loads the app; the master reports a load error once (exit 1).
         return _run_workers(config, load, None)
     try:
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check_config:
         sys.stdout.write(f"ferrule: configuration OK, app {config.app!r} loaded\n")
         return 0
-    if config.workers > 1:
+    if config.uses_master:
         return _run_workers(config, load, app)
     try:
         from ferrule.server import run

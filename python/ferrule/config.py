@@ -394,6 +394,40 @@ class Config:
         SECTION_PROCESSES,
         flags=("--reload-one-by-one",),
     )
+    max_requests: int = _option(
+        0,
+        _Int(0, _U64_MAX),
+        "Recycle a worker after it has served this many requests (plus --max-requests-jitter): "
+        "its replacement starts first, then it finishes its in-flight requests and exits. "
+        "0 means never. Recycling needs a master process, so with -w 1 one is started.",
+        SECTION_PROCESSES,
+        flags=("--max-requests",),
+    )
+    max_requests_jitter: int = _option(
+        0,
+        _Int(0, _U64_MAX),
+        "Add a random 0..N to --max-requests for each worker, so workers do not all recycle "
+        "at the same moment.",
+        SECTION_PROCESSES,
+        flags=("--max-requests-jitter",),
+    )
+    max_worker_memory: int = _option(
+        0,
+        _Int(0, 2**44),
+        "Recycle a worker whose resident memory exceeds this many MiB (checked by the worker "
+        "after each request and by the master every second), like --max-requests. 0 means no "
+        "limit.",
+        SECTION_PROCESSES,
+        flags=("--max-worker-memory",),
+    )
+    max_worker_lifetime: float = _option(
+        0.0,
+        _Seconds(),
+        "Recycle a worker after this many seconds (plus a random tenth at most, so workers started "
+        "together do not recycle together), like --max-requests. 0 means no limit.",
+        SECTION_PROCESSES,
+        flags=("--max-worker-lifetime",),
+    )
     preload: bool = _option(
         False,
         _Flag(),
@@ -520,6 +554,16 @@ class Config:
         SECTION_TIMEOUTS,
         flags=("--graceful-timeout",),
     )
+    timeout: float = _option(
+        30.0,
+        _Seconds(),
+        "Per-request deadline: a request whose app has not produced its response head this many "
+        "seconds after an application thread took it gets 504 Gateway Timeout; the thread's "
+        "Python stack is logged and ferrule.RequestTimeout is raised in it. A thread that does "
+        "not unwind within 5 s gets its worker replaced. 0 means no deadline.",
+        SECTION_TIMEOUTS,
+        flags=("-t", "--timeout"),
+    )
     log_level: str = _option(
         "info",
         _Choice(LOG_LEVELS),
@@ -559,6 +603,18 @@ class Config:
         for spec in OPTIONS:
             value = spec.check(getattr(self, spec.name))
             object.__setattr__(self, spec.name, value)
+
+    @property
+    def recycles(self) -> bool:
+        """An option asks for worker recycling (Rust's `ServerConfig::recycles`)."""
+        return bool(self.max_requests or self.max_worker_memory or self.max_worker_lifetime)
+
+    @property
+    def uses_master(self) -> bool:
+        """Serve through a master and forked workers: several workers, or recycling (a
+        recycled worker needs someone to start its replacement). Otherwise one process serves
+        directly (docs/architecture.md, "Processes")."""
+        return self.workers > 1 or self.recycles
 
     @classmethod
     def from_options(cls, **options: Any) -> Config:

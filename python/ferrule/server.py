@@ -101,8 +101,8 @@ def run(app: Callable[..., Any], config: Config, worker_process: Any = None) -> 
 
     Raises OSError when a listener cannot be bound (naming the address) and ValueError when the
     extension rejects the configuration. Called from a non-main thread, signal handlers are left
-    alone. `worker_process` (a `_ferrule.Worker`, in a forked worker) serves on the listeners the master
-    bound, and tells the master it is ready just before serving.
+    alone. `worker_process` (a `_ferrule.Worker`, in a forked worker) serves on the listeners the
+    master bound; its server tells the master it is ready once it can take signals.
     """
     _ferrule = importlib.import_module("ferrule._ferrule")
 
@@ -119,8 +119,7 @@ def run(app: Callable[..., Any], config: Config, worker_process: Any = None) -> 
         for worker in workers:
             worker.start()
         previous = _default_signals()
-        if worker_process is not None:
-            worker_process.ready()
+        # In a worker, run() tells the master READY once its signal handlers are in place.
         server.run()
     except BaseException:
         server.stop()

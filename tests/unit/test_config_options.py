@@ -185,6 +185,12 @@ def test_no_options_gives_defaults():
         (["--workers", "2"], "workers", 2),
         (["--preload"], "preload", True),
         (["--reload-one-by-one"], "reload_one_by_one", True),
+        (["--max-requests", "1000"], "max_requests", 1000),
+        (["--max-requests-jitter", "50"], "max_requests_jitter", 50),
+        (["--max-worker-memory", "512"], "max_worker_memory", 512),
+        (["--max-worker-lifetime", "3600"], "max_worker_lifetime", 3600.0),
+        (["-t", "10"], "timeout", 10.0),
+        (["--timeout", "0"], "timeout", 0.0),
     ],
 )
 def test_flag_sets_field(argv, field, value):
@@ -192,6 +198,16 @@ def test_flag_sets_field(argv, field, value):
     assert getattr(config, field) == value
     others = {s.name for s in OPTIONS} - {field, "app"}
     assert all(getattr(config, n) == getattr(Config(), n) for n in others)
+
+
+def test_recycling_needs_a_master_even_for_one_worker():
+    assert not parse().uses_master
+    assert parse("-w", "2").uses_master
+    assert parse("--max-requests", "100").uses_master
+    assert parse("--max-worker-memory", "100").uses_master
+    assert parse("--max-worker-lifetime", "60").uses_master
+    assert not parse("--max-requests-jitter", "10").uses_master  # jitter alone recycles nothing
+    assert not parse("--timeout", "5").uses_master
 
 
 def test_every_flag_is_exercised_above():

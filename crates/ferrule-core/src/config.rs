@@ -55,6 +55,20 @@ pub const DEFAULT_MAX_QUEUED_REQUESTS: usize = 1000;
 /// client or proxy in front (gunicorn's worker timeout, most proxies' read timeouts are 30-60 s);
 /// a request older than that is most likely abandoned, and running it is wasted work.
 pub const DEFAULT_QUEUE_TIMEOUT_SECS: f64 = 30.0;
+/// Default `max_requests`: 0 = a worker is never recycled for the number of requests it served
+/// (gunicorn's default too). Recycling is a workaround for leaks, asked for by the operator.
+pub const DEFAULT_MAX_REQUESTS: u64 = 0;
+/// Default `max_requests_jitter`: 0 = no random extra.
+pub const DEFAULT_MAX_REQUESTS_JITTER: u64 = 0;
+/// Default `max_worker_memory` in MiB: 0 = no memory limit (the right limit depends on the app).
+pub const DEFAULT_MAX_WORKER_MEMORY_MIB: u64 = 0;
+/// Default `max_worker_lifetime` in seconds: 0 = workers are not recycled by age.
+pub const DEFAULT_MAX_WORKER_LIFETIME_SECS: f64 = 0.0;
+/// Default per-request deadline in seconds (`--timeout`, gunicorn's name and default): an app
+/// that has not produced its response head 30 s after an application thread took the request
+/// gets a 504 for the client and an exception in its thread. 30 s is also what most proxies
+/// in front wait (and our other defaults): past that, the client has usually given up.
+pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
 
 /// Error log verbosity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -80,6 +94,14 @@ pub struct ServerConfig {
     pub workers: usize,
     /// On HUP, replace workers one at a time (at most one extra worker at any moment).
     pub reload_one_by_one: bool,
+    /// Recycle a worker after this many requests (plus jitter); 0 = never. Needs a master.
+    pub max_requests: u64,
+    /// Random extra requests, `0..=max_requests_jitter`, drawn once per worker.
+    pub max_requests_jitter: u64,
+    /// Recycle a worker whose resident memory exceeds this many MiB; 0 = never. Needs a master.
+    pub max_worker_memory: u64,
+    /// Recycle a worker after this many seconds; 0 = never. Needs a master.
+    pub max_worker_lifetime: f64,
     /// Listen backlog.
     pub backlog: u32,
     /// Bodies up to this size are read completely before the app runs; larger ones stream.
@@ -104,6 +126,8 @@ pub struct ServerConfig {
     pub body_timeout: f64,
     pub write_timeout: f64,
     pub graceful_timeout: f64,
+    /// Per-request deadline for the app to produce its response head; 0 = none.
+    pub timeout: f64,
     pub log_level: LogLevel,
     /// Access log destination: `None` = off, `"-"` = stdout, else a file path (appended).
     pub access_log: Option<String>,
@@ -122,6 +146,10 @@ impl Default for ServerConfig {
             threads: DEFAULT_THREADS,
             workers: DEFAULT_WORKERS,
             reload_one_by_one: false,
+            max_requests: DEFAULT_MAX_REQUESTS,
+            max_requests_jitter: DEFAULT_MAX_REQUESTS_JITTER,
+            max_worker_memory: DEFAULT_MAX_WORKER_MEMORY_MIB,
+            max_worker_lifetime: DEFAULT_MAX_WORKER_LIFETIME_SECS,
             backlog: DEFAULT_BACKLOG,
             max_buffered_body: DEFAULT_MAX_BUFFERED_BODY,
             limit_request_line: DEFAULT_LIMIT_REQUEST_LINE,
@@ -138,6 +166,7 @@ impl Default for ServerConfig {
             body_timeout: DEFAULT_BODY_TIMEOUT_SECS,
             write_timeout: DEFAULT_WRITE_TIMEOUT_SECS,
             graceful_timeout: DEFAULT_GRACEFUL_TIMEOUT_SECS,
+            timeout: DEFAULT_TIMEOUT_SECS,
             log_level: LogLevel::Info,
             access_log: None,
             error_log: "-".to_owned(),
@@ -194,6 +223,8 @@ impl ServerConfig {
             ("write_timeout", self.write_timeout),
             ("graceful_timeout", self.graceful_timeout),
             ("queue_timeout", self.queue_timeout),
+            ("max_worker_lifetime", self.max_worker_lifetime),
+            ("timeout", self.timeout),
         ] {
             if !(secs.is_finite() && secs >= 0.0) {
                 return err(name, "must be a non-negative number of seconds");
@@ -228,6 +259,18 @@ impl ServerConfig {
     }
     pub fn graceful(&self) -> Duration {
         Duration::from_secs_f64(self.graceful_timeout)
+    }
+    /// The per-request deadline (`timeout`); `None` = none.
+    pub fn request_deadline(&self) -> Option<Duration> {
+        (self.timeout > 0.0).then(|| Duration::from_secs_f64(self.timeout))
+    }
+    /// A worker's maximum age (`max_worker_lifetime`); `None` = no limit.
+    pub fn worker_lifetime(&self) -> Option<Duration> {
+        (self.max_worker_lifetime > 0.0).then(|| Duration::from_secs_f64(self.max_worker_lifetime))
+    }
+    /// True when an option asks for worker recycling, which needs a master even for one worker.
+    pub fn recycles(&self) -> bool {
+        self.max_requests > 0 || self.max_worker_memory > 0 || self.max_worker_lifetime > 0.0
     }
     /// How long a request may wait for an application thread; `None` = no limit.
     pub fn queue_wait(&self) -> Option<Duration> {

@@ -217,9 +217,16 @@ where
     vars
 }
 
-/// `HTTP_` + the field name upper-cased with `-` → `_`; `None` for names containing `_`.
+/// `HTTP_` + the field name upper-cased with `-` → `_`; `None` for names that cannot map to a
+/// CGI meta-variable name one-to-one.
+///
+/// RFC 3875 §4.1.18 builds the name by upper-casing and replacing `-` with `_`, which is only
+/// unambiguous for names made of letters, digits and `-`. A field name may also hold `_` and the
+/// other token characters (`!#$%&'*+.^`|~`, RFC 9110 §5.6.2): `X_Forwarded_For` would collide with
+/// `X-Forwarded-For` (a spoofing path behind proxies that strip only the `-` form), and `X.Y~`
+/// would give a key that is no valid CGI name. Such fields are dropped, never passed on.
 fn http_key(name: &[u8]) -> Option<Vec<u8>> {
-    if name.contains(&b'_') {
+    if !name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-') {
         return None;
     }
     let mut key = Vec::with_capacity(5 + name.len());
@@ -476,6 +483,27 @@ mod tests {
         assert_eq!(get(&vars, "HTTP_X_FORWARDED_FOR"), Some(&b"1.2.3.4"[..]));
         assert_eq!(get(&vars, "HTTP_USER_AGENT"), Some(&b"curl"[..]));
         assert!(!vars.iter().any(|(_, v)| v.as_ref() == b"6.6.6.6"));
+    }
+
+    #[test]
+    fn header_names_with_other_token_characters_dropped() {
+        // Found by the `environ` fuzz target (fuzz/regressions/environ/http-key-token-char).
+        let headers: &[(&[u8], &[u8])] = &[
+            (b"~", b"tilde"),
+            (b"X.Forwarded-For", b"dot"),
+            (b"X-A.B~C", b"mixed"),
+            (b"X-Ok-9", b"kept"),
+        ];
+        let vars = cgi_variables(parts(b"/", b"/", b"", None, headers));
+        assert_eq!(get(&vars, "HTTP_X_OK_9"), Some(&b"kept"[..]));
+        for (key, _) in &vars {
+            let EnvKey::Http(key) = key else { continue };
+            assert!(
+                key.iter().all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+                "invalid CGI name {:?}",
+                String::from_utf8_lossy(key)
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! `[2026-11-21 06:33:00 +0000] [PID] [LEVEL] message`, to stderr or a file. Everything in the
 //! process (core, binding, `wsgi.errors`) logs through it. The access log is a separate sink
 //! written once per request by the connection driver.
+//!
+//! Log files can be reopened ([`reopen_error_log`], [`AccessLog::reopen`]; SIGUSR1, as gunicorn
+//! and nginx do), so logrotate can rename a file and have the server write to a fresh one at the
+//! same path without a restart.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -16,7 +20,7 @@ use crate::config::LogLevel;
 enum Sink {
     Stderr,
     Stdout,
-    File(Mutex<File>),
+    File { path: String, file: Mutex<File> },
 }
 
 impl Sink {
@@ -29,7 +33,28 @@ impl Sink {
             });
         }
         let file = OpenOptions::new().create(true).append(true).open(dest)?;
-        Ok(Sink::File(Mutex::new(file)))
+        Ok(Sink::File {
+            path: dest.to_owned(),
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Opens the file's path again and writes there from now on (the old file, renamed by
+    /// logrotate, is closed). Streams have nothing to reopen.
+    fn reopen(&self) -> Result<(), LogOpenError> {
+        let Sink::File { path, file } = self else {
+            return Ok(());
+        };
+        let fresh = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| LogOpenError {
+                path: path.clone(),
+                source,
+            })?;
+        *file.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
     }
 
     /// Writes one whole line in a single write so lines from threads never interleave.
@@ -41,7 +66,7 @@ impl Sink {
                 let mut out = std::io::stdout().lock();
                 out.write_all(line).and_then(|()| out.flush())
             }
-            Sink::File(f) => match f.lock() {
+            Sink::File { file: f, .. } => match f.lock() {
                 Ok(mut f) => f.write_all(line),
                 Err(poisoned) => poisoned.into_inner().write_all(line),
             },
@@ -148,11 +173,23 @@ pub fn init_error_log(level: LogLevel, dest: &str) -> Result<(), LogOpenError> {
         path: dest.to_owned(),
         source,
     })?;
-    let logger = Box::leak(Box::new(ErrorLog { sink }));
+    let logger: &'static ErrorLog = Box::leak(Box::new(ErrorLog { sink }));
     if log::set_logger(logger).is_ok() {
         let _ = INSTALLED.set(());
+        let _ = ERROR_LOG.set(logger);
     }
     Ok(())
+}
+
+/// The installed error log, for [`reopen_error_log`].
+static ERROR_LOG: OnceLock<&'static ErrorLog> = OnceLock::new();
+
+/// Reopens the error log file (see the module docs); nothing to do for stderr.
+pub fn reopen_error_log() -> Result<(), LogOpenError> {
+    match ERROR_LOG.get() {
+        Some(logger) => logger.sink.reopen(),
+        None => Ok(()),
+    }
 }
 
 /// The access log: one line per request.
@@ -169,6 +206,11 @@ impl AccessLog {
             source,
         })?;
         Ok(AccessLog { sink })
+    }
+
+    /// Reopens the access log file (see the module docs); nothing to do for stdout.
+    pub fn reopen(&self) -> Result<(), LogOpenError> {
+        self.sink.reopen()
     }
 
     /// Writes one line (a trailing newline is added).
@@ -230,6 +272,23 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_683), (2023, 11, 22));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn reopen_follows_a_renamed_file() {
+        let dir = std::env::temp_dir().join(format!("ferrule-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.log");
+        let log = AccessLog::open(path.to_str().unwrap()).unwrap();
+        log.write("one");
+        std::fs::rename(&path, dir.join("access.log.1")).unwrap();
+        log.write("two"); // still the renamed file, as with any open descriptor
+        log.reopen().unwrap();
+        log.write("three");
+        let old = std::fs::read_to_string(dir.join("access.log.1")).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((old.as_str(), new.as_str()), ("one\ntwo\n", "three\n"));
     }
 
     #[test]

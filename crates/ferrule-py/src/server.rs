@@ -13,6 +13,7 @@ use ferrule_core::config::ServerConfig;
 use ferrule_core::exchange::{job_queue, JobReceiver, JobSender};
 use ferrule_core::log::init_error_log;
 use ferrule_core::server::{Server as CoreServer, ShutdownHandle};
+use ferrule_core::supervise::Recycler;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
@@ -32,6 +33,8 @@ pub struct Server {
     app: Py<PyAny>,
     addresses: Vec<String>,
     concurrency: Concurrency,
+    /// In a forked worker with a recycling option: counts requests, watches memory.
+    recycler: Option<Recycler>,
 }
 
 /// Locks a mutex whose data stays valid whatever a panicking holder was doing (each update is
@@ -56,15 +59,23 @@ impl Server {
             multithread: config.threads > 1,
             multiprocess: config.multiprocess,
         };
-        // A forked worker serves on the listeners its master bound.
+        // A forked worker serves on the listeners its master bound, and talks to its master.
+        let mut recycler = None;
         let core = match worker {
             Some(worker) => {
                 let listeners = worker.take_listeners()?;
-                CoreServer::from_listeners(config, listeners)
+                if config.recycles() {
+                    recycler = Some(Recycler::new(&config, worker.link()));
+                }
+                let mut core =
+                    CoreServer::from_listeners(config, listeners).map_err(CoreError::from)?;
+                core.set_master_link(worker.link());
+                core
             }
-            None => py.detach(|| CoreServer::bind(config)),
-        }
-        .map_err(CoreError::from)?;
+            None => py
+                .detach(|| CoreServer::bind(config))
+                .map_err(CoreError::from)?,
+        };
         let addresses = core.local_addrs().iter().map(ToString::to_string).collect();
         let shutdown = core.shutdown_handle();
         let (jobs, receiver) = job_queue();
@@ -76,6 +87,7 @@ impl Server {
             app,
             addresses,
             concurrency,
+            recycler,
         })
     }
 
@@ -87,7 +99,13 @@ impl Server {
 
     /// The loop of one application thread; returns once the server has stopped.
     fn serve_worker(&self, py: Python<'_>) -> PyResult<()> {
-        crate::worker::serve(py, &self.app, &self.receiver, self.concurrency)
+        crate::worker::serve(
+            py,
+            &self.app,
+            &self.receiver,
+            self.concurrency,
+            self.recycler.as_ref(),
+        )
     }
 
     /// Serves until SIGINT/SIGTERM or `stop()`, then drains gracefully and returns.

@@ -9,7 +9,7 @@
 //! callbacks and reset the interpreter's locks and threads in the child.
 
 use std::net::TcpListener;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ferrule_core::config::ServerConfig;
 use ferrule_core::log::init_error_log;
@@ -49,7 +49,8 @@ pub struct Worker {
     id: u32,
     /// Taken by the `Server` built for this worker.
     listeners: Mutex<Option<Vec<TcpListener>>>,
-    link: MasterLink,
+    /// Shared with the worker's server (READY, heartbeats) and recycler (RETIRING).
+    link: Arc<MasterLink>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,6 +64,11 @@ impl Worker {
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("this worker's listeners are already in use"))
     }
+
+    /// The pipe to the master.
+    pub(crate) fn link(&self) -> Arc<MasterLink> {
+        Arc::clone(&self.link)
+    }
 }
 
 #[pymethods]
@@ -75,13 +81,6 @@ impl Worker {
     #[getter]
     fn id(&self) -> u32 {
         self.id
-    }
-
-    /// Tells the master the app is loaded and the worker is about to serve.
-    fn ready(&self) -> PyResult<()> {
-        self.link
-            .send(&Message::Ready)
-            .map_err(|e| PyOSError::new_err(format!("cannot reach the master: {e}")))
     }
 
     /// Tells the master the app could not be loaded; `text` is logged by the master, once.
@@ -107,7 +106,7 @@ pub(crate) fn supervise(py: Python<'_>, config_json: &str) -> PyResult<Py<PyAny>
         Role::Worker(ctx) => Worker {
             id: ctx.id,
             listeners: Mutex::new(Some(ctx.listeners)),
-            link: ctx.link,
+            link: Arc::new(ctx.link),
         }
         .into_py_any(py),
     }

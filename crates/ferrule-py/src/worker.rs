@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use ferrule_core::exchange::{Job, JobReceiver, Request};
 use ferrule_core::http1::RequestHead;
+use ferrule_core::supervise::Recycler;
 use pyo3::prelude::*;
 
 use crate::environ::{Concurrency, EnvironBuilder};
@@ -27,6 +28,7 @@ pub(crate) fn serve(
     app: &Py<PyAny>,
     jobs: &JobReceiver,
     concurrency: Concurrency,
+    recycler: Option<&Recycler>,
 ) -> PyResult<()> {
     let mut env = EnvironBuilder::new(py, concurrency)?;
     let app = app.bind(py);
@@ -47,6 +49,9 @@ pub(crate) fn serve(
             sender.fail(py);
         }
         env.errors().get().flush_pending();
+        if let Some(recycler) = recycler {
+            recycler.request_done();
+        }
     }
     Ok(())
 }

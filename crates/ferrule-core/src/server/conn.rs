@@ -556,6 +556,8 @@ mod tests {
                 wbuf: BytesMut::new(),
             };
             let exchange = conn.exchange(head);
+            let exchange_sz = size(&exchange);
+            let shared2 = Arc::clone(&shared);
             assert!(
                 size(&exchange) <= 6144,
                 "exchange future is {} bytes",
@@ -563,6 +565,10 @@ mod tests {
             );
             drop(exchange);
             let task = serve(shared, stream, addr, addr, done);
+            let permit: Option<tokio::sync::OwnedSemaphorePermit> = None;
+            let ptask = async move { task.await; drop(permit); };
+            eprintln!("SIZES exchange={} serve={} wrapped={}", exchange_sz, std::mem::size_of_val(&ptask) , size(&ptask));
+            let task = serve(Arc::clone(&shared2), TcpStream::connect(addr).await.unwrap(), addr, addr, mpsc::channel(1).0);
             assert!(
                 size(&task) <= 1536,
                 "connection future is {} bytes",

@@ -93,6 +93,9 @@ pub struct Server {
     /// force the stop, since its master and a process manager (systemd signals the whole
     /// cgroup) may both send one; the master enforces the graceful bound with SIGKILL.
     supervised: bool,
+    /// A forked worker's pipe to its master ([`Server::set_master_link`]): `READY` once the
+    /// signal handlers are installed, then a heartbeat every second.
+    master: Option<Arc<crate::supervise::MasterLink>>,
 }
 
 /// What every connection task shares: read-only after start, so no lock on the hot path.
@@ -150,6 +153,7 @@ impl Server {
             },
             access,
             supervised: false,
+            master: None,
         })
     }
 
@@ -183,6 +187,7 @@ impl Server {
             },
             access,
             supervised: true,
+            master: None,
         })
     }
 
@@ -202,6 +207,14 @@ impl Server {
 
     pub fn config(&self) -> &ServerConfig {
         &self.config
+    }
+
+    /// Makes [`Server::run`] tell the master `READY` once it can take signals and connections
+    /// (a TERM arriving earlier would meet the default disposition and kill the worker), then
+    /// send a heartbeat every [`crate::supervise::pipe::HEARTBEAT_INTERVAL`] from the event loop.
+    /// A worker whose master is gone (the pipe is broken) stops gracefully.
+    pub fn set_master_link(&mut self, link: Arc<crate::supervise::MasterLink>) {
+        self.master = Some(link);
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
@@ -261,6 +274,14 @@ impl Server {
         };
         let mut sigint = sig(SignalKind::interrupt())?;
         let mut sigterm = sig(SignalKind::terminate())?;
+        // SIGUSR1: reopen the log files (logrotate); a master forwards it to its workers.
+        let mut sigusr1 = sig(SignalKind::user_defined1())?;
+        let access = self.access.clone();
+        tokio::spawn(async move {
+            while sigusr1.recv().await.is_some() {
+                reopen_logs(access.as_deref());
+            }
+        });
 
         // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx`
         // sees the end: that is "every connection finished".
@@ -279,6 +300,15 @@ impl Server {
             ));
         }
         drop(done_tx);
+
+        // Signal handlers and listeners are in place: the master may now count on this worker.
+        if let Some(link) = &self.master {
+            use crate::supervise::Message;
+            if let Err(e) = link.send(&Message::Ready) {
+                log::error!("cannot tell the master this worker is ready: {e}");
+            }
+            tokio::spawn(heartbeat(Arc::clone(link), self.shutdown.clone()));
+        }
 
         let mut stop = self.shutdown.tx.subscribe();
         tokio::select! {
@@ -308,6 +338,38 @@ impl Server {
     fn force_stop(&self, name: &str) {
         self.shutdown.forced.store(true, Ordering::SeqCst);
         log::warn!("Handling signal: {name} again: closing the remaining connections now");
+    }
+}
+
+/// SIGUSR1: the error log and the access log reopen their files.
+fn reopen_logs(access: Option<&AccessLog>) {
+    log::info!("Handling signal: usr1 (reopening log files)");
+    if let Err(e) = crate::log::reopen_error_log() {
+        log::error!("{e}");
+    }
+    if let Some(Err(e)) = access.map(AccessLog::reopen) {
+        log::error!("{e}");
+    }
+}
+
+/// A worker's heartbeat to its master, from the event loop (so it stops when the loop is
+/// stuck). A broken pipe means the master is gone: an orphaned worker would serve on with no
+/// one to restart or stop it, so it stops gracefully.
+async fn heartbeat(link: Arc<crate::supervise::MasterLink>, shutdown: ShutdownHandle) {
+    use crate::supervise::Message;
+    let mut tick = tokio::time::interval(crate::supervise::pipe::HEARTBEAT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match link.try_send(&Message::Heartbeat) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                log::error!("The master is gone: shutting down");
+                shutdown.shutdown();
+                return;
+            }
+            Err(e) => log::warn!("cannot send a heartbeat to the master: {e}"),
+        }
     }
 }
 

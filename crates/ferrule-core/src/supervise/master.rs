@@ -11,6 +11,17 @@
 //! | INT, QUIT | fast stop: SIGKILL every worker, exit 0 |
 //! | HUP | reload: fork a new set of workers; once all are ready, TERM the old ones |
 //! | TTIN / TTOU | one worker more / less (the newest leaves, gracefully) |
+//! | USR1 | reopen the error log; forwarded to the workers, which reopen both logs |
+//!
+//! Recycling reuses the reload path: a worker that asks to be replaced (`RETIRING`: max
+//! requests, memory), has lived past `max_worker_lifetime`, or whose RSS the master finds over
+//! `max_worker_memory` becomes *outgoing*: it keeps serving, no longer counts toward the
+//! target, so a replacement is forked; once that one is `READY` the outgoing worker gets TERM
+//! (in-flight requests finish), SIGKILL past `graceful_timeout`.
+//!
+//! Liveness: a ready worker's event loop sends a heartbeat every second; one silent for
+//! [`HEARTBEAT_TIMEOUT`] (stopped, deadlocked, stuck in a blocking call) is killed with SIGKILL
+//! and replaced.
 
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -31,6 +42,16 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const BACKOFF_RESET: Duration = Duration::from_secs(10);
 /// Longest `poll` wait: the loop rechecks its deadlines at least this often.
 const POLL_MAX: Duration = Duration::from_secs(1);
+/// How often the master checks its workers' age, memory and heartbeats.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// A ready worker whose event loop sent nothing for this long is killed and replaced. The event
+/// loop never runs application code (that is `timeout`'s business) and beats every second, so
+/// 10 s of silence means a stopped or wedged process, not a slow request; shorter would risk
+/// killing a worker that a loaded machine merely did not schedule for a few seconds.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `max_worker_lifetime` gets a random extra of up to this fraction, so workers started
+/// together do not all recycle at the same moment.
+const LIFETIME_JITTER_FRACTION: u32 = 10;
 
 /// One forked worker, as the master sees it.
 #[derive(Debug)]
@@ -46,6 +67,13 @@ struct Slot {
     /// Set when the master asked it to stop: SIGKILL at this instant.
     kill_at: Option<Instant>,
     killed: bool,
+    /// Being recycled: still serving, but replaced (like an old generation in a reload).
+    outgoing: bool,
+    started: Instant,
+    /// Its `max_worker_lifetime` with jitter; `None` = no limit.
+    lifetime: Option<Duration>,
+    /// When it last sent anything (heartbeats included).
+    last_seen: Instant,
 }
 
 impl Slot {
@@ -73,8 +101,10 @@ pub(super) struct Master<'a> {
     respawn_at: Instant,
     backoff: Duration,
     last_death: Option<Instant>,
-    /// A HUP reload is under way: old-generation workers are still active.
+    /// A HUP reload (or a recycle) is under way: old or outgoing workers are still active.
     reloading: bool,
+    /// When the workers' age, memory and heartbeats were last checked.
+    last_check: Instant,
 }
 
 fn signal_pid(pid: libc::pid_t, sig: libc::c_int) {
@@ -117,6 +147,7 @@ impl<'a> Master<'a> {
             backoff: Duration::ZERO,
             last_death: None,
             reloading: false,
+            last_check: Instant::now(),
         })
     }
 
@@ -142,6 +173,7 @@ impl<'a> Master<'a> {
             self.read_pipes();
             self.reap();
             self.enforce_deadlines();
+            self.check_workers();
         }
     }
 
@@ -153,7 +185,7 @@ impl<'a> Master<'a> {
             return Ok(None);
         }
         let generation = self.generation;
-        let current = |s: &&Slot| s.active() && s.generation == generation;
+        let current = |s: &&Slot| s.active() && s.generation == generation && !s.outgoing;
         // One by one: while old workers remain, at most one new worker boots at a time.
         let booting = |slots: &[Slot]| slots.iter().filter(current).any(|s| !s.ready);
         while self.slots.iter().filter(current).count() < self.target
@@ -175,7 +207,7 @@ impl<'a> Master<'a> {
             if let Some(i) = self
                 .slots
                 .iter()
-                .rposition(|s| s.active() && s.generation == generation)
+                .rposition(|s| s.active() && s.generation == generation && !s.outgoing)
             {
                 self.retire(i, "fewer workers asked for");
             }
@@ -187,7 +219,7 @@ impl<'a> Master<'a> {
             .filter(current)
             .filter(|s| s.ready)
             .count();
-        let old = |s: &Slot| s.active() && s.generation != generation;
+        let old = |s: &Slot| s.active() && (s.generation != generation || s.outgoing);
         let mut old_active = self.slots.iter().filter(|s| old(s)).count();
         let leave = if self.config.reload_one_by_one {
             (old_active + ready).saturating_sub(self.target)
@@ -198,7 +230,12 @@ impl<'a> Master<'a> {
         };
         for _ in 0..leave {
             if let Some(i) = self.slots.iter().position(old) {
-                self.retire(i, "replaced by a reload");
+                let why = if self.slots[i].outgoing {
+                    "recycled, its replacement is ready"
+                } else {
+                    "replaced by a reload"
+                };
+                self.retire(i, why);
                 old_active -= 1;
             }
         }
@@ -244,6 +281,11 @@ impl<'a> Master<'a> {
             log::warn!("worker {id} pipe: cannot make it non-blocking: {e}");
         }
         log::info!("Booting worker {id} with pid: {pid}");
+        let lifetime = self.config.worker_lifetime().map(|l| {
+            let spread = u64::try_from((l / LIFETIME_JITTER_FRACTION).as_millis()).unwrap_or(0);
+            l + Duration::from_millis(super::recycle::random_up_to(spread))
+        });
+        let now = Instant::now();
         self.slots.push(Slot {
             id,
             pid,
@@ -253,6 +295,10 @@ impl<'a> Master<'a> {
             ready: false,
             kill_at: None,
             killed: false,
+            outgoing: false,
+            started: now,
+            lifetime,
+            last_seen: now,
         });
         Ok(None)
     }
@@ -315,7 +361,17 @@ impl<'a> Master<'a> {
                 self.target = self.target.saturating_sub(1).max(1);
                 log::info!("Handling signal: ttou ({} workers)", self.target);
             }
-            libc::SIGUSR1 => log::info!("Handling signal: usr1 (nothing to reopen)"),
+            libc::SIGUSR1 => {
+                log::info!("Handling signal: usr1 (reopening log files)");
+                if let Err(e) = crate::log::reopen_error_log() {
+                    log::error!("{e}");
+                }
+                // Only ready workers have their handler: SIGUSR1's default action is to
+                // terminate. A worker still booting opened nothing of its own yet.
+                for slot in self.slots.iter().filter(|s| s.ready && !s.killed) {
+                    signal_pid(slot.pid, libc::SIGUSR1);
+                }
+            }
             _ => {} // SIGCHLD: the reap follows; others while stopping: ignored.
         }
     }
@@ -378,7 +434,10 @@ impl<'a> Master<'a> {
                         closed = true;
                         break;
                     }
-                    n if n > 0 => slot.buf.extend_from_slice(&chunk[..n as usize]),
+                    n if n > 0 => {
+                        slot.buf.extend_from_slice(&chunk[..n as usize]);
+                        slot.last_seen = Instant::now();
+                    }
                     _ => break, // EAGAIN (or EINTR): nothing more now
                 }
             }
@@ -390,6 +449,18 @@ impl<'a> Master<'a> {
                     }
                     Ok(Some(Message::BootFailed(text))) => {
                         boot_failure.get_or_insert((slot.id, slot.pid, text));
+                    }
+                    Ok(Some(Message::Heartbeat)) => {}
+                    Ok(Some(Message::Retiring(why))) => {
+                        if slot.active() && !slot.outgoing {
+                            log::info!(
+                                "Worker {} (pid {}) {why}: recycling it (its replacement starts \
+                                 first)",
+                                slot.id,
+                                slot.pid
+                            );
+                            slot.outgoing = true;
+                        }
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -440,7 +511,7 @@ impl<'a> Master<'a> {
             };
             let slot = self.slots.remove(i);
             let how = describe_status(status);
-            if !slot.active() || self.stopping.is_some() {
+            if !slot.active() || self.stopping.is_some() || slot.outgoing {
                 log::info!("Worker {} (pid {pid}) {how}", slot.id);
             } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_BOOT_FAILED {
                 self.boot_failed(slot.id, pid, &format!("the worker {how}"));
@@ -461,6 +532,67 @@ impl<'a> Master<'a> {
         };
         self.last_death = Some(now);
         self.respawn_at = now + self.backoff;
+    }
+
+    /// Once per [`CHECK_INTERVAL`]: recycles workers past their lifetime or memory limit, and
+    /// kills ready workers whose event loop went silent.
+    fn check_workers(&mut self) {
+        let now = Instant::now();
+        if self.stopping.is_some() || now.duration_since(self.last_check) < CHECK_INTERVAL {
+            return;
+        }
+        self.last_check = now;
+        let max_rss = self
+            .config
+            .max_worker_memory
+            .saturating_mul(super::recycle::MIB);
+        for slot in &mut self.slots {
+            if !slot.active() {
+                continue;
+            }
+            let silent = now.duration_since(slot.last_seen);
+            if slot.ready && silent > HEARTBEAT_TIMEOUT {
+                log::error!(
+                    "Worker {} (pid {}) sent no heartbeat for {:.0}s: SIGKILL, replacing it",
+                    slot.id,
+                    slot.pid,
+                    silent.as_secs_f64()
+                );
+                signal_pid(slot.pid, libc::SIGKILL);
+                slot.killed = true;
+                slot.kill_at = Some(now);
+                continue;
+            }
+            if slot.outgoing || !slot.ready {
+                continue;
+            }
+            let age = now.duration_since(slot.started);
+            if let Some(lifetime) = slot.lifetime.filter(|l| age >= *l) {
+                log::info!(
+                    "Worker {} (pid {}) has run {:.0}s (max_worker_lifetime {:.0}s): recycling \
+                     it (its replacement starts first)",
+                    slot.id,
+                    slot.pid,
+                    age.as_secs_f64(),
+                    lifetime.as_secs_f64()
+                );
+                slot.outgoing = true;
+                continue;
+            }
+            if max_rss > 0 {
+                if let Some(rss) = super::recycle::rss_of(slot.pid).filter(|r| *r > max_rss) {
+                    log::info!(
+                        "Worker {} (pid {}) uses {} MiB of memory (max_worker_memory {} MiB): \
+                         recycling it (its replacement starts first)",
+                        slot.id,
+                        slot.pid,
+                        rss / super::recycle::MIB,
+                        self.config.max_worker_memory
+                    );
+                    slot.outgoing = true;
+                }
+            }
+        }
     }
 
     fn enforce_deadlines(&mut self) {

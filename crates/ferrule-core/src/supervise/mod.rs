@@ -9,10 +9,12 @@
 //! The master is single-threaded and runs no async runtime: `fork()` copies only the calling
 //! thread, so a process with other threads (a tokio pool, a logger thread) could fork while one
 //! of them holds a lock the child then waits on forever. Files: `master` (the loop), `signals`
-//! (the self-pipe), `pipe` (worker → master messages).
+//! (the self-pipe), `pipe` (worker → master messages), `recycle` (a worker asking to be
+//! replaced: max requests, memory).
 
 mod master;
 pub mod pipe;
+pub mod recycle;
 pub mod signals;
 
 use std::net::TcpListener;
@@ -20,6 +22,7 @@ use std::net::TcpListener;
 use crate::config::ServerConfig;
 
 pub use pipe::{MasterLink, Message};
+pub use recycle::Recycler;
 
 /// Exit code of a worker whose app could not be loaded (gunicorn uses the same value).
 /// The master treats it, like a `BOOT_FAILED` message, as "stop everything, do not respawn".

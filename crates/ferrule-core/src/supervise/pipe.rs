@@ -22,17 +22,29 @@ pub enum Message {
     Ready,
     /// The app could not be loaded; the text (traceback, `Error: ...` line) is for the log.
     BootFailed(String),
+    /// The worker wants to be replaced (max requests, memory, a stuck thread); the text says
+    /// why. It keeps serving until the master, once the replacement is ready, sends TERM.
+    Retiring(String),
+    /// The worker's event loop is alive (sent every [`HEARTBEAT_INTERVAL`]).
+    Heartbeat,
 }
+
+/// How often a worker's event loop tells its master it is alive.
+pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Message {
     const READY: u8 = b'R';
     const BOOT_FAILED: u8 = b'B';
+    const RETIRING: u8 = b'X';
+    const HEARTBEAT: u8 = b'H';
 
     /// The frame for this message.
     pub fn encode(&self) -> Vec<u8> {
         let (kind, payload): (u8, &[u8]) = match self {
             Message::Ready => (Self::READY, b""),
             Message::BootFailed(text) => (Self::BOOT_FAILED, text.as_bytes()),
+            Message::Retiring(text) => (Self::RETIRING, text.as_bytes()),
+            Message::Heartbeat => (Self::HEARTBEAT, b""),
         };
         let payload = &payload[..payload.len().min(MAX_PAYLOAD)];
         let mut frame = Vec::with_capacity(HEADER + payload.len());
@@ -67,30 +79,90 @@ pub fn decode(buf: &mut Vec<u8>) -> Result<Option<Message>, FrameError> {
         Message::BOOT_FAILED => Ok(Some(Message::BootFailed(
             String::from_utf8_lossy(&payload).into_owned(),
         ))),
+        Message::RETIRING => Ok(Some(Message::Retiring(
+            String::from_utf8_lossy(&payload).into_owned(),
+        ))),
+        Message::HEARTBEAT if payload.is_empty() => Ok(Some(Message::Heartbeat)),
         other => Err(FrameError(format!("unknown message kind {other:#04x}"))),
     }
 }
 
 /// The worker's end of its pipe. Shared by the worker's threads.
+///
+/// The descriptor is non-blocking, so a heartbeat from the event loop never blocks it when a
+/// stopped master leaves the pipe full ([`MasterLink::try_send`] drops it instead); the other
+/// messages wait for room ([`MasterLink::send`]).
 #[derive(Debug)]
 pub struct MasterLink {
     fd: Mutex<std::fs::File>,
 }
 
+/// Longest wait for room in a full pipe in [`MasterLink::send`]: a master that reads nothing
+/// for this long is stopped or gone; the message is then reported as failed.
+const SEND_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl MasterLink {
     pub(crate) fn new(fd: OwnedFd) -> MasterLink {
+        if let Err(e) = set_nonblocking(&fd) {
+            // Still usable: sends then block while the pipe is full.
+            log::warn!("worker pipe: cannot make it non-blocking: {e}");
+        }
         MasterLink {
             fd: Mutex::new(std::fs::File::from(fd)),
         }
     }
 
-    /// Sends one message. Fails when the master is gone (EPIPE is an error, not a signal: the
-    /// workers ignore SIGPIPE like every Rust program).
+    /// Sends one message, waiting (up to a few seconds) for room in the pipe. Fails when the
+    /// master is gone (EPIPE is an error, not a signal: the workers ignore SIGPIPE like every
+    /// Rust program). Blocking: not for the event loop (see [`MasterLink::try_send`]).
     pub fn send(&self, message: &Message) -> std::io::Result<()> {
         let frame = message.encode();
         let mut fd = self.fd.lock().unwrap_or_else(|p| p.into_inner());
-        fd.write_all(&frame)
+        let deadline = std::time::Instant::now() + SEND_WAIT;
+        let mut rest = &frame[..];
+        while !rest.is_empty() {
+            match fd.write(rest) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(e);
+                    }
+                    wait_writable(&fd, left);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
+
+    /// Sends a small message only if the pipe has room now (a frame up to `PIPE_BUF` is written
+    /// whole or not at all); `Ok(false)` when it was dropped. Never blocks.
+    pub fn try_send(&self, message: &Message) -> std::io::Result<bool> {
+        let frame = message.encode();
+        debug_assert!(frame.len() <= libc::PIPE_BUF);
+        let mut fd = self.fd.lock().unwrap_or_else(|p| p.into_inner());
+        match fd.write(&frame) {
+            Ok(n) if n == frame.len() => Ok(true),
+            Ok(_) => Err(std::io::ErrorKind::WriteZero.into()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Waits until `fd` is writable or `timeout` passes.
+fn wait_writable(fd: &std::fs::File, timeout: std::time::Duration) {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX).max(1);
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, ms) };
 }
 
 /// A `pipe2(O_CLOEXEC)`: (read end, write end).
@@ -127,6 +199,8 @@ mod tests {
     fn round_trip_in_pieces() {
         let mut wire = Message::Ready.encode();
         wire.extend(Message::BootFailed("Error: no module x".into()).encode());
+        wire.extend(Message::Heartbeat.encode());
+        wire.extend(Message::Retiring("max requests".into()).encode());
         let mut buf = Vec::new();
         let mut got = Vec::new();
         for byte in wire {
@@ -139,7 +213,9 @@ mod tests {
             got,
             vec![
                 Message::Ready,
-                Message::BootFailed("Error: no module x".into())
+                Message::BootFailed("Error: no module x".into()),
+                Message::Heartbeat,
+                Message::Retiring("max requests".into()),
             ]
         );
         assert!(buf.is_empty());
@@ -158,9 +234,25 @@ mod tests {
         let (r, w) = pipe().unwrap();
         let link = MasterLink::new(w);
         link.send(&Message::Ready).unwrap();
+        assert!(link.try_send(&Message::Heartbeat).unwrap());
         drop(link);
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut buf).unwrap();
         assert_eq!(decode(&mut buf).unwrap(), Some(Message::Ready));
+        assert_eq!(decode(&mut buf).unwrap(), Some(Message::Heartbeat));
+    }
+
+    #[test]
+    fn heartbeats_are_dropped_not_blocked_on_a_full_pipe() {
+        let (_r, w) = pipe().unwrap();
+        let link = MasterLink::new(w);
+        let mut dropped = false;
+        for _ in 0..100_000 {
+            if !link.try_send(&Message::Heartbeat).unwrap() {
+                dropped = true;
+                break;
+            }
+        }
+        assert!(dropped, "a pipe nobody reads must fill up");
     }
 }
