@@ -14,7 +14,7 @@
 set -euo pipefail
 
 SECONDS_PER_TARGET="${1:-60}"
-TARGETS=(parse_head chunked environ)
+TARGETS=(parse_head chunked environ proxy_protocol uwsgi forwarded)
 RSS_LIMIT_MB=512
 TIMEOUT_SECS=5
 SANITIZER="${FUZZ_SANITIZER:-address}"

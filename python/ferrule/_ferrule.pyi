@@ -51,6 +51,10 @@ class Worker:
         """Tells the master the app could not be loaded; the master logs `text` once and stops
         every worker."""
 
+class RequestTimeout(BaseException):
+    """Raised in an application thread whose request ran past `--timeout` (the client already
+    got 504). A BaseException, so `except Exception:` in an app does not swallow it."""
+
 def supervise(config_json: str) -> int | Worker:
     """Binds the listeners (logging `Listening at`), then runs the master: forks the workers and
     supervises them. Returns twice, like `os.fork()`: the master's exit code in the master when

@@ -8,6 +8,7 @@ when the app's own code raised), 2 for bad command-line options (argparse).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -73,6 +74,46 @@ def _run_workers(
         return _fail(str(e))
 
 
+class _PidFile:
+    """`--pid FILE`: this process's pid in FILE while it serves (written atomically, removed
+    at exit if it still names us); refused when FILE names another live process."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+
+    def write(self) -> None:
+        if self.path is None:
+            return
+        try:
+            with open(self.path, encoding="ascii") as f:
+                other = int(f.read().strip() or "0")
+        except (OSError, ValueError):
+            other = 0
+        if other > 0 and other != os.getpid():
+            try:
+                os.kill(other, 0)
+            except ProcessLookupError:
+                pass  # a stale file from a process that is gone
+            except PermissionError:
+                raise OSError(f"--pid {self.path}: already running as pid {other}") from None
+            else:
+                raise OSError(f"--pid {self.path}: already running as pid {other}")
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(f"{os.getpid()}\n")
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        if self.path is None:
+            return
+        try:
+            with open(self.path, encoding="ascii") as f:
+                if f.read().strip() == str(os.getpid()):
+                    os.unlink(self.path)
+        except OSError:
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command; returns the exit code."""
     parser = build_parser()
@@ -81,6 +122,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_namespace(args)
     except ConfigError as e:
         parser.error(f"{option_label(e.option)}: {e.message}")  # exits 2
+    if args.check_config or config.pid_file is None:
+        return _main(args, config)
+    pid_file = _PidFile(config.pid_file)
+    try:
+        pid_file.write()
+    except OSError as e:
+        return _fail(str(e))
+    # A forked worker leaves with os._exit and never gets here: only this process removes it.
+    try:
+        return _main(args, config)
+    finally:
+        pid_file.remove()
+
+
+def _main(args: argparse.Namespace, config: Config) -> int:
+    """Loads the app and serves it (see `main`)."""
     assert config.app is not None  # the positional is required
     app_spec = config.app
 

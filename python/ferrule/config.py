@@ -437,6 +437,15 @@ class Config:
         flags=("--preload",),
         rust=False,
     )
+    pid_file: str | None = _option(
+        None,
+        _Text("FILE", optional=True),
+        "Write the pid of the ferrule process (the master, with workers) to this file while it "
+        "runs; refused if the file names a process that is still running.",
+        SECTION_PROCESSES,
+        flags=("-p", "--pid"),
+        rust=False,
+    )
     backlog: int = _option(
         2048,
         _Int(1, _BACKLOG_MAX),

@@ -204,9 +204,22 @@ def serve(
     """
     if not callable(app):
         raise TypeError(f"serve() needs a WSGI callable, got {type(app).__name__}")
-    # serve() runs in the calling process: worker processes are the CLI's (`-w`).
-    allowed = {spec.name for spec in RUST_OPTIONS} - {"workers"}
+    # serve() runs in the calling process: worker processes, and recycling them, are the
+    # CLI's (`-w`, `--max-requests`, ...): a recycled process needs a master to replace it.
+    needs_master = {
+        "workers",
+        "max_requests",
+        "max_requests_jitter",
+        "max_worker_memory",
+        "max_worker_lifetime",
+    }
+    allowed = {spec.name for spec in RUST_OPTIONS} - needs_master
     for name in options:
+        if name in needs_master:
+            raise TypeError(
+                f"serve() runs in the calling process; {name!r} needs worker processes under a "
+                "master: use the ferrule command"
+            )
         if name not in allowed:
             raise TypeError(f"serve() got an unknown option {name!r}")
     if threads is not None:

@@ -2,8 +2,9 @@
 
 What each proves:
 - slowloris: 1,000 connections trickling a head byte per second do not stop normal traffic;
-- idle: 5,000 idle keep-alive connections are held with bounded memory (the per-connection
-  figure is printed; run with `-s` to see it) while normal traffic is served;
+- idle: 5,000 (and 50,000, when the file limit allows) idle keep-alive connections are held
+  at most 1.5 KiB each (the per-connection figure is printed; run with `-s` to see it) while
+  normal traffic is served;
 - slow upload / slow reader: a client uploading at 1 B/s or never reading a 50 MiB response
   does not hold the only Python thread, and memory stays bounded;
 - overload: `--worker-connections` (backlog or fast 503), `--max-queued-requests` and
@@ -149,10 +150,34 @@ def test_slowloris_does_not_stop_normal_traffic(ferrule_server):
 # --- idle keep-alive connections -----------------------------------------------------------------
 
 
-def test_idle_keepalive_connections_hold_bounded_memory(ferrule_server):
-    n = 5000
+#: Bytes of server RSS allowed per idle keep-alive connection. The issue's bar is 2 KiB; a
+#: release build measures about 1.2 KiB (a 768-byte task holding the connection and its idle
+#: wait, tokio's 256-byte socket registration, malloc's padding for their 128-byte
+#: alignment); see benchmarks/idle_memory.py.
+IDLE_BYTES_PER_CONNECTION = 1536
+#: Connections per client source address: loopback has about 28,000 ephemeral ports per
+#: (source, destination) pair, so past this the client binds 127.0.0.2, 127.0.0.3, ...
+PER_SOURCE_ADDRESS = 25_000
+
+
+def connect_from(port: int, i: int, n: int) -> socket.socket:
+    if n <= PER_SOURCE_ADDRESS:
+        return connect(port)
+    s = socket.socket()
+    s.settimeout(10.0)
+    s.bind((f"127.0.0.{2 + i // PER_SOURCE_ADDRESS}", 0))
+    s.connect(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("n", [5_000, 50_000])
+def test_idle_keepalive_connections_hold_bounded_memory(ferrule_server, n):
     need_files(n + 200)
-    srv = ferrule_server(APP, "--threads", "2", "--keep-alive", "120")
+    srv = ferrule_server(
+        APP, "--threads", "2", "--keep-alive", "120", "--worker-connections", str(n + 100)
+    )
     # Warm up (first requests allocate the runtime's and the threads' steady state).
     warm = [connect(srv.port) for _ in range(50)]
     for s in warm:
@@ -164,25 +189,25 @@ def test_idle_keepalive_connections_hold_bounded_memory(ferrule_server):
     before = rss_kib(srv.pid)
     socks = []
     try:
-        for _ in range(n):
-            s = connect(srv.port)
+        t0 = time.monotonic()
+        for i in range(n):
+            s = connect_from(srv.port, i, n)
             socks.append(s)
             s.sendall(HELLO)
             data = s.recv(4096)
             assert data.startswith(b"HTTP/1.1 200"), data[:100]
+        opened = time.monotonic() - t0
         time.sleep(1.0)  # let the server settle into idle
         after = rss_kib(srv.pid)
         per_conn = (after - before) * 1024 / n
         print(
             f"\nidle: RSS {before} KiB -> {after} KiB for {n} idle keep-alive connections: "
-            f"{per_conn:.0f} bytes per connection"
+            f"{per_conn:.0f} bytes per connection (opened in {opened:.1f}s)"
         )
         with Traffic(srv.port) as traffic:
             time.sleep(3)
         traffic.check(min_ok=20, max_latency=2.0)
-        # Generous bound: the issue's bar is 2 KiB; this catches a regression to buffers per
-        # idle connection (a 4 KiB read buffer alone would blow it with allocator overhead).
-        assert per_conn < 8 * 1024, f"{per_conn:.0f} bytes per idle connection"
+        assert per_conn <= IDLE_BYTES_PER_CONNECTION, f"{per_conn:.0f} bytes per idle connection"
         # The held connections are still usable (keep-alive really held them).
         for s in socks[:: n // 10]:
             s.sendall(HELLO)

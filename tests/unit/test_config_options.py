@@ -110,6 +110,7 @@ def test_python_only_options_are_not_sent():
     assert {s.name for s in OPTIONS} - {s.name for s in RUST_OPTIONS} == {
         "app",
         "chdir",
+        "pid_file",
         "preload",
         "pythonpath",
     }
@@ -184,6 +185,8 @@ def test_no_options_gives_defaults():
         (["-w", "3"], "workers", 3),
         (["--workers", "2"], "workers", 2),
         (["--preload"], "preload", True),
+        (["--pid", "/run/ferrule.pid"], "pid_file", "/run/ferrule.pid"),
+        (["-p", "x.pid"], "pid_file", "x.pid"),
         (["--reload-one-by-one"], "reload_one_by_one", True),
         (["--max-requests", "1000"], "max_requests", 1000),
         (["--max-requests-jitter", "50"], "max_requests_jitter", 50),

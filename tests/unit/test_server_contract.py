@@ -139,6 +139,14 @@ def test_serve_rejects_unknown_options_by_name(fake_extension, name):
     assert FakeServer.last is None
 
 
+@pytest.mark.parametrize("name", ["max_requests", "max_worker_memory", "max_worker_lifetime"])
+def test_serve_refuses_recycling_which_needs_a_master(fake_extension, name):
+    FakeServer.last = None
+    with pytest.raises(TypeError, match=f"{name!r} needs worker processes under a master"):
+        server.serve(app, **{name: 10})
+    assert FakeServer.last is None
+
+
 def test_serve_rejects_bad_values_before_starting(fake_extension):
     FakeServer.last = None
     with pytest.raises(ConfigError, match="threads"):

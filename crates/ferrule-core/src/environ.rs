@@ -32,7 +32,7 @@
 //! - `REMOTE_ADDR`/`REMOTE_PORT`: the peer address.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::exchange::ConnInfo;
 use crate::http1::{BodyFraming, RequestHead};
@@ -160,14 +160,8 @@ where
     );
     push(CgiKey::RawUri, Cow::Borrowed(parts.target));
     push(CgiKey::RequestUri, Cow::Borrowed(parts.target));
-    push(
-        CgiKey::RemoteAddr,
-        Cow::Owned(parts.peer.ip().to_string().into_bytes()),
-    );
-    push(
-        CgiKey::RemotePort,
-        Cow::Owned(parts.peer.port().to_string().into_bytes()),
-    );
+    push(CgiKey::RemoteAddr, Cow::Owned(ip_text(parts.peer.ip())));
+    push(CgiKey::RemotePort, Cow::Owned(port_text(parts.peer.port())));
     let (name, port) = server_name_port(parts.host, parts.local, parts.scheme);
     push(CgiKey::ServerName, name);
     push(CgiKey::ServerPort, port);
@@ -285,9 +279,51 @@ fn server_name_port<'a>(
         return (Cow::Borrowed(name), port);
     }
     (
-        Cow::Owned(local.ip().to_string().into_bytes()),
-        Cow::Owned(local.port().to_string().into_bytes()),
+        Cow::Owned(ip_text(local.ip())),
+        Cow::Owned(port_text(local.port())),
     )
+}
+
+/// An address as text (`127.0.0.1`, `::1`), as `Display` writes it. IPv4, the common case,
+/// is written digit by digit: the formatting machinery cost more than the rest of the
+/// environ's CGI variables together (docs/architecture.md, "Where the time goes").
+fn ip_text(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut out = Vec::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_decimal(&mut out, u16::from(octet));
+            }
+            out
+        }
+        IpAddr::V6(v6) => v6.to_string().into_bytes(),
+    }
+}
+
+/// A port number in decimal.
+fn port_text(port: u16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5);
+    push_decimal(&mut out, port);
+    out
+}
+
+fn push_decimal(out: &mut Vec<u8>, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        // `n % 10` is below 10, so the cast cannot truncate.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 fn default_port(scheme: &str) -> &'static str {
@@ -326,6 +362,24 @@ fn split_authority(authority: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_and_ports_read_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "::1",
+            "fe80::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string().into_bytes());
+        }
+        for port in [0u16, 7, 80, 443, 8000, 10000, 65535] {
+            assert_eq!(port_text(port), port.to_string().into_bytes());
+        }
+    }
 
     fn parts<'a>(
         target: &'a [u8],
@@ -499,7 +553,8 @@ mod tests {
         for (key, _) in &vars {
             let EnvKey::Http(key) = key else { continue };
             assert!(
-                key.iter().all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+                key.iter()
+                    .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
                 "invalid CGI name {:?}",
                 String::from_utf8_lossy(key)
             );

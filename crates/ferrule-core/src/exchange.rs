@@ -338,6 +338,18 @@ impl JobReceiver {
         }
     }
 
+    /// A job if one is queued now, without blocking, so a thread that just finished a request
+    /// takes the next one without releasing and re-taking the GIL. `None`: the queue is empty
+    /// (or the server stopped; [`JobReceiver::recv`] tells which).
+    pub fn try_recv(&self) -> Option<Job> {
+        while let Ok(queued) = self.rx.try_recv() {
+            if let Some(job) = take(queued) {
+                return Some(job);
+            }
+        }
+        None
+    }
+
     /// Like [`JobReceiver::recv`], giving up after `timeout`: `Err(RecvTimedOut)` on timeout,
     /// `Ok(None)` once the server has stopped.
     pub fn recv_timeout(&self, timeout: std::time::Duration) -> Result<Option<Job>, RecvTimedOut> {
@@ -419,6 +431,52 @@ mod tests {
         assert!(rx
             .recv_timeout(std::time::Duration::from_millis(10))
             .is_err());
+    }
+
+    #[test]
+    fn try_recv_takes_only_what_is_queued() {
+        let (tx, rx) = job_queue();
+        assert!(rx.try_recv().is_none());
+        let (j, _r) = job();
+        tx.push(j).unwrap();
+        assert_eq!(tx.len(), 1);
+        assert!(rx.try_recv().is_some());
+        assert!(rx.try_recv().is_none());
+        assert!(tx.is_empty());
+    }
+
+    #[test]
+    fn the_queue_drains_then_ends_when_every_sender_is_gone() {
+        let (tx, rx) = job_queue();
+        let tx2 = tx.clone();
+        let (j, _r) = job();
+        tx.push(j).unwrap();
+        drop(tx);
+        let waiter = {
+            let rx = rx.clone();
+            std::thread::spawn(move || (rx.recv().is_some(), rx.recv().is_none()))
+        };
+        drop(tx2);
+        assert_eq!(waiter.join().unwrap(), (true, true));
+        assert!(rx.recv().is_none());
+    }
+
+    #[test]
+    fn a_push_fails_once_every_receiver_is_gone() {
+        let (tx, rx) = job_queue();
+        drop(rx);
+        let (j, _r) = job();
+        assert!(tx.push(j).is_err());
+    }
+
+    #[test]
+    fn a_blocked_receiver_wakes_for_a_push() {
+        let (tx, rx) = job_queue();
+        let waiter = std::thread::spawn(move || rx.recv().is_some());
+        std::thread::yield_now();
+        let (j, _r) = job();
+        tx.push(j).unwrap();
+        assert!(waiter.join().unwrap());
     }
 
     #[test]

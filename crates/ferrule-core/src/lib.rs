@@ -1,10 +1,14 @@
 //! ferrule's serving core: configuration types, the HTTP/1 codec, connections and the hand-off
 //! to application threads. This crate never links Python; `ferrule-py` is the only bridge.
 
+pub mod cidr;
 pub mod config;
 pub mod environ;
 pub mod exchange;
+pub mod forwarded;
 pub mod http1;
 pub mod log;
+pub mod proxy_protocol;
 pub mod server;
 pub mod supervise;
+pub mod uwsgi;

@@ -11,6 +11,12 @@
 //! `wsgi.run_once` `False`, `wsgi.input_terminated` `True`, `wsgi.file_wrapper`) sit in a
 //! template dict that each request copies (`dict.copy()` of a small dict is one C call). Keys are
 //! interned once per thread; `HTTP_*` keys seen before come from a bounded cache.
+//!
+//! The template also holds every CGI key and `wsgi.url_scheme`/`wsgi.input` with `None`, which
+//! each request overwrites (the two optional keys, `CONTENT_TYPE` and `CONTENT_LENGTH`, are
+//! deleted when the request has none). With those 22 entries the template's table already has
+//! room for 20 more, so the copy takes the table as it is and a request's `HTTP_*` keys go in
+//! without the dict growing (a dict built key by key grew three times per request).
 
 use std::collections::HashMap;
 use std::os::raw::c_char;
@@ -29,6 +35,9 @@ use crate::input::Input;
 /// How many distinct `HTTP_*` key strings a thread keeps interned. Real traffic uses a few
 /// dozen header names; the bound stops a client inventing names from growing the cache.
 const HTTP_KEY_CACHE: usize = 128;
+
+/// Every bit of [`CgiKey::ALL`] set.
+const ALL_CGI_KEYS: u32 = (1 << CgiKey::ALL.len()) - 1;
 
 /// What `wsgi.multithread`/`wsgi.multiprocess` report.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +79,11 @@ impl EnvironBuilder {
             PyString::intern(py, "wsgi.file_wrapper"),
             py.get_type::<FileWrapper>(),
         )?;
+        for key in CgiKey::ALL {
+            template.set_item(PyString::intern(py, key.as_str()), py.None())?;
+        }
+        template.set_item(PyString::intern(py, "wsgi.url_scheme"), py.None())?;
+        template.set_item(PyString::intern(py, "wsgi.input"), py.None())?;
         Ok(EnvironBuilder {
             template: template.unbind(),
             cgi_keys: CgiKey::ALL
@@ -99,10 +113,15 @@ impl EnvironBuilder {
         input: &Bound<'py, Input>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.template.bind(py).copy()?;
+        // Bit `k` set: CGI key `k` got its value.
+        let mut set: u32 = 0;
         for (key, value) in cgi_variables(request_parts(head, conn)) {
             let value = latin1(py, &value)?;
             match key {
-                EnvKey::Cgi(k) => env.set_item(self.cgi_keys[k as usize].bind(py), value)?,
+                EnvKey::Cgi(k) => {
+                    set |= 1 << k as u32;
+                    env.set_item(self.cgi_keys[k as usize].bind(py), value)?;
+                }
                 EnvKey::Http(name) => {
                     let key = self.http_key(py, name)?;
                     env.set_item(key, value)?;
@@ -116,6 +135,15 @@ impl EnvironBuilder {
         };
         env.set_item(self.key_url_scheme.bind(py), scheme.bind(py))?;
         env.set_item(self.key_input.bind(py), input)?;
+        // A key the request has no value for (PEP 3333: CONTENT_TYPE and CONTENT_LENGTH "may be
+        // empty or absent") is absent: the template's placeholders never reach the app.
+        if set != ALL_CGI_KEYS {
+            for (i, key) in self.cgi_keys.iter().enumerate() {
+                if set & (1 << i) == 0 {
+                    env.del_item(key.bind(py))?;
+                }
+            }
+        }
         Ok(env)
     }
 

@@ -7,6 +7,7 @@
 //! - `start_response`, `sender`, `response`: the response side.
 //! - `file_wrapper`: `wsgi.file_wrapper`.
 //! - `supervise`: the master (`supervise()`) and a forked worker's handle (`Worker`).
+//! - `watchdog`: the request timeout (504, stack logged, `RequestTimeout` injected).
 //! - `error`: the one conversion of core errors to Python exceptions.
 
 mod environ;
@@ -19,6 +20,7 @@ mod sender;
 mod server;
 mod start_response;
 mod supervise;
+mod watchdog;
 mod worker;
 
 use pyo3::prelude::*;
@@ -52,4 +54,13 @@ mod _ferrule {
     use super::server::Server;
     #[pymodule_export]
     use super::supervise::{supervise, Worker};
+
+    #[pymodule_init]
+    fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+        use pyo3::types::PyModuleMethods;
+        m.add(
+            "RequestTimeout",
+            m.py().get_type::<super::watchdog::RequestTimeout>(),
+        )
+    }
 }

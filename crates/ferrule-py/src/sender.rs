@@ -18,6 +18,7 @@ use bytes::Bytes;
 use ferrule_core::exchange::{
     ClientGone, FileBody, Responder, ResponseHead, ResponsePart, TrySendError,
 };
+use ferrule_core::http1::RequestError;
 use pyo3::Python;
 
 /// Body of the 500 answer sent when the application fails before its head went out.
@@ -198,6 +199,29 @@ impl Sender {
         if let Some(responder) = responder {
             let _ = deliver(py, &responder, part);
         }
+    }
+
+    /// The request timeout passed (the watchdog, any thread, no GIL needed): if the head has
+    /// not gone out, the connection answers `504` in the app's place and the response is over
+    /// (the app's later parts are dropped). False when the head was already sent: the response
+    /// is then the app's to finish.
+    pub(crate) fn time_out(&self) -> bool {
+        let responder = {
+            let mut st = self.lock();
+            match st.phase {
+                Phase::NoHead | Phase::HeadPending => {}
+                Phase::HeadSent | Phase::Done => return false,
+            }
+            st.phase = Phase::Done;
+            st.head = None;
+            st.responder.take()
+        };
+        if let Some(responder) = responder {
+            // The head is the first part, so the channel is empty and has room; a connection
+            // already gone needs no answer.
+            let _ = responder.try_send(ResponsePart::Refused(RequestError::AppTimeout));
+        }
+        true
     }
 
     /// True when the client is gone: the response ended that way, or the connection closed.

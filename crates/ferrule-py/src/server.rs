@@ -7,7 +7,7 @@
 //! `stop()` asks `run()` to finish gracefully. When `run()` returns, the job sender it owned is
 //! dropped, so every `serve_worker()` drains the queue and returns.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ferrule_core::config::ServerConfig;
 use ferrule_core::exchange::{job_queue, JobReceiver, JobSender};
@@ -20,6 +20,7 @@ use pyo3::prelude::*;
 use crate::environ::Concurrency;
 use crate::error::CoreError;
 use crate::supervise::Worker;
+use crate::watchdog::Watchdog;
 
 #[pyclass(frozen, module = "ferrule._ferrule")]
 #[derive(Debug)]
@@ -33,8 +34,10 @@ pub struct Server {
     app: Py<PyAny>,
     addresses: Vec<String>,
     concurrency: Concurrency,
-    /// In a forked worker with a recycling option: counts requests, watches memory.
-    recycler: Option<Recycler>,
+    /// In a forked worker: counts requests, watches memory, asks the master for a replacement.
+    recycler: Option<Arc<Recycler>>,
+    /// The request timeout's watchdog (`timeout` > 0).
+    watchdog: Option<Arc<Watchdog>>,
 }
 
 /// Locks a mutex whose data stays valid whatever a panicking holder was doing (each update is
@@ -64,9 +67,7 @@ impl Server {
         let core = match worker {
             Some(worker) => {
                 let listeners = worker.take_listeners()?;
-                if config.recycles() {
-                    recycler = Some(Recycler::new(&config, worker.link()));
-                }
+                recycler = Some(Arc::new(Recycler::new(&config, worker.link())));
                 let mut core =
                     CoreServer::from_listeners(config, listeners).map_err(CoreError::from)?;
                 core.set_master_link(worker.link());
@@ -75,6 +76,12 @@ impl Server {
             None => py
                 .detach(|| CoreServer::bind(config))
                 .map_err(CoreError::from)?,
+        };
+        let watchdog = match core.config().request_deadline() {
+            Some(deadline) => Some(Watchdog::start(deadline, recycler.clone()).map_err(|e| {
+                PyRuntimeError::new_err(format!("cannot start the request watchdog: {e}"))
+            })?),
+            None => None,
         };
         let addresses = core.local_addrs().iter().map(ToString::to_string).collect();
         let shutdown = core.shutdown_handle();
@@ -88,6 +95,7 @@ impl Server {
             addresses,
             concurrency,
             recycler,
+            watchdog,
         })
     }
 
@@ -104,7 +112,8 @@ impl Server {
             &self.app,
             &self.receiver,
             self.concurrency,
-            self.recycler.as_ref(),
+            self.recycler.as_deref(),
+            self.watchdog.as_deref(),
         )
     }
 

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use ferrule_core::exchange::{Job, JobReceiver, Request};
 use ferrule_core::http1::RequestHead;
 use ferrule_core::supervise::Recycler;
+
+use crate::watchdog::{RequestTimeout, Watchdog};
 use pyo3::prelude::*;
 
 use crate::environ::{Concurrency, EnvironBuilder};
@@ -29,13 +31,28 @@ pub(crate) fn serve(
     jobs: &JobReceiver,
     concurrency: Concurrency,
     recycler: Option<&Recycler>,
+    watchdog: Option<&Watchdog>,
 ) -> PyResult<()> {
     let mut env = EnvironBuilder::new(py, concurrency)?;
     let app = app.bind(py);
-    while let Some(job) = py.detach(|| jobs.recv()) {
+    // The watchdog knows this thread by its Python id (`threading.get_ident()`).
+    // SAFETY: no precondition; returns the calling thread's id.
+    let ident = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
+    let thread_name = py
+        .import("threading")
+        .and_then(|t| t.call_method0("current_thread"))
+        .and_then(|t| t.getattr("name"))
+        .and_then(|n| n.extract::<String>())
+        .unwrap_or_else(|_| format!("{ident}"));
+    // A job already queued is taken with the GIL held: releasing and re-taking it between two
+    // requests costs more than the request's own Python work (docs/architecture.md).
+    while let Some(job) = jobs.try_recv().or_else(|| py.detach(|| jobs.recv())) {
         let Job { request, responder } = job;
         let sender = Sender::new(responder);
         let head = request.head.clone();
+        if let Some(dog) = watchdog {
+            dog.begin(ident, &thread_name, &sender, head.clone());
+        }
         let served = catch_unwind(AssertUnwindSafe(|| {
             serve_one(py, app, &mut env, request, &sender)
         }));
@@ -47,6 +64,9 @@ pub(crate) fn serve(
                 .unwrap_or_else(|| "unknown panic".to_owned());
             log::error!("internal error (panic) serving {}: {what}", describe(&head));
             sender.fail(py);
+        }
+        if let Some(dog) = watchdog {
+            dog.end(ident);
         }
         env.errors().get().flush_pending();
         if let Some(recycler) = recycler {
@@ -121,7 +141,13 @@ fn serve_one(
         Ok(result) => send_result(py, &result, sender, &request_line, release_input),
         Err(e) => {
             let body_gone = input.try_borrow().is_ok_and(|i| i.client_went_away());
-            if body_gone {
+            if e.is_instance_of::<RequestTimeout>(py) {
+                // The watchdog answered 504 and logged the stack already.
+                log::warn!(
+                    "Request timeout: {} unwound (ferrule.RequestTimeout)",
+                    request_line()
+                );
+            } else if body_gone {
                 log::info!(
                     "{}: client went away while sending the request body",
                     request_line()

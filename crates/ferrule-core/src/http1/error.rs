@@ -11,6 +11,10 @@
 //! [`RequestError::QueueTimeout`]): `503 Service Unavailable` with `Retry-After`
 //! (RFC 9110 §15.6.4: "The server MAY send a Retry-After header field to suggest an appropriate
 //! amount of time for the client to wait before retrying the request"), the app never runs.
+//! [`RequestError::AppTimeout`] is the request timeout (`timeout`): the app ran and produced
+//! no response head in time, so the server answers in its place, `504 Gateway Timeout`
+//! (RFC 9110 §15.6.5: "did not receive a timely response from an upstream server it needed
+//! to access in order to complete the request": here the upstream is the application).
 
 /// What the client is told and whether the connection survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +74,10 @@ pub enum RequestError {
     /// The request waited longer than `queue_timeout` for an application thread. → 503 +
     /// Retry-After.
     QueueTimeout,
+    /// The application did not produce the response head within `timeout` of an application
+    /// thread taking the request (detected by the binding's watchdog, which sends it as
+    /// `ResponsePart::Refused`). → 504.
+    AppTimeout,
 }
 
 impl RequestError {
@@ -93,6 +101,7 @@ impl RequestError {
             RequestError::ConnectionLimit
             | RequestError::QueueFull
             | RequestError::QueueTimeout => (503, "Service Unavailable"),
+            RequestError::AppTimeout => (504, "Gateway Timeout"),
         };
         Outcome {
             status,
@@ -156,6 +165,7 @@ impl std::fmt::Display for RequestError {
             RequestError::ConnectionLimit => f.write_str("connection limit reached"),
             RequestError::QueueFull => f.write_str("too many requests waiting for a thread"),
             RequestError::QueueTimeout => f.write_str("waited too long for a thread"),
+            RequestError::AppTimeout => f.write_str("the application did not answer in time"),
         }
     }
 }
@@ -186,6 +196,7 @@ mod tests {
             (RequestError::ConnectionLimit, 503),
             (RequestError::QueueFull, 503),
             (RequestError::QueueTimeout, 503),
+            (RequestError::AppTimeout, 504),
         ];
         for (err, status) in cases {
             let out = err.outcome();

@@ -14,17 +14,20 @@
 //!   keep-alive idle between requests, body read progress, write progress. An idle connection
 //!   holds no read buffer.
 
-use std::io::IoSlice;
+use std::future::Future;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::body::{BodyFail, BodyReader, Buffered, FeedEnd};
-use super::io::{read_idle, read_some, write_all};
+use super::io::{read_some, write_all};
 use super::respond::{error_response_retry, Respond, Written};
 use super::Shared;
 use crate::exchange::{BodyStream, ConnInfo, Job, Request, RequestBody, Responder};
@@ -47,18 +50,28 @@ const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 256 * 1024;
 
-/// Serves one accepted connection until it closes. `done` is dropped at the end: the server
-/// counts live connections by these senders. (A plain fn returning the future, so the
-/// arguments are not stored twice in every connection's task.)
+/// What a connection holds for as long as it lives, dropped when it ends.
+#[derive(Debug)]
+#[allow(dead_code)] // the fields are never read: they matter by being dropped
+pub(crate) struct ConnGuard {
+    /// The server counts live connections by these senders.
+    pub(crate) done: mpsc::Sender<()>,
+    /// The connection's slot under `worker_connections`, if capped.
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Serves one accepted connection until it closes; `guard` is dropped at the end. Spawn the
+/// returned future itself: wrapping it in another `async` block would store it twice in the
+/// task (a captured future is kept apart from the one being awaited). (A plain fn returning
+/// the future, so the arguments are not stored twice either.)
 pub(crate) fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
-    done: mpsc::Sender<()>,
-) -> impl std::future::Future<Output = ()> + Send {
-    let conn = Conn {
-        shutdown: shared.shutdown.clone(),
+    guard: ConnGuard,
+) -> impl Future<Output = ()> + Send {
+    let mut conn = Conn {
         shared,
         stream,
         info: ConnInfo {
@@ -69,12 +82,18 @@ pub(crate) fn serve(
         buf: BytesMut::new(),
         wbuf: BytesMut::new(),
     };
-    conn.serve(done)
+    // `conn` and `guard` stay where the block captured them: moving them into an `async fn`'s
+    // by-value arguments would store them twice in the task.
+    async move {
+        conn.serve().await;
+        drop(guard);
+    }
 }
 
+/// A connection's state between requests: all that an idle connection keeps, besides the
+/// idle wait's timer and shutdown watch (see [`idle_wait`]).
 struct Conn {
     shared: Arc<Shared>,
-    shutdown: watch::Receiver<bool>,
     stream: TcpStream,
     info: ConnInfo,
     /// Read buffer: request heads and bodies are split off its front without copies.
@@ -89,27 +108,84 @@ enum Next {
     Close,
 }
 
+/// How an idle wait ended.
+enum IdleEnd {
+    /// The socket has bytes (or EOF, or an error) to read.
+    Readable,
+    TimedOut,
+    ShuttingDown,
+    Failed(io::Error),
+}
+
+/// Waits until `stream` is readable, `deadline` passes or the server shuts down, whichever
+/// comes first; on shutdown a connection still waiting for its `first` request gets
+/// [`FIRST_REQUEST_GRACE`] more. This is what every idle connection's task holds while it
+/// waits, so it is one hand-written poll over a timer and a shutdown watch: readiness goes
+/// through `poll_read_ready` (the waker is kept in the socket's registration, not in this
+/// future) and no buffer is held.
+async fn idle_wait(stream: &TcpStream, shared: &Shared, deadline: Instant, first: bool) -> IdleEnd {
+    let mut timer = pin!(tokio::time::sleep_until(deadline.into()));
+    let mut stop = shared.shutdown.clone();
+    // `shutdown` only ever goes from false to true, so any change (or the sender gone with
+    // the server) means the server is stopping.
+    let mut changed = pin!(stop.changed());
+    let mut stopping = false;
+    std::future::poll_fn(|cx| {
+        if !stopping && changed.as_mut().poll(cx).is_ready() {
+            if !first {
+                return Poll::Ready(IdleEnd::ShuttingDown);
+            }
+            stopping = true;
+            let grace = tokio::time::Instant::now() + FIRST_REQUEST_GRACE;
+            if grace < timer.deadline() {
+                timer.as_mut().reset(grace);
+            }
+        }
+        match stream.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(IdleEnd::Readable),
+            Poll::Ready(Err(e)) => return Poll::Ready(IdleEnd::Failed(e)),
+            Poll::Pending => {}
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) if stopping => Poll::Ready(IdleEnd::ShuttingDown),
+            Poll::Ready(()) => Poll::Ready(IdleEnd::TimedOut),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
 impl Conn {
-    async fn serve(mut self, _done: mpsc::Sender<()>) {
+    async fn serve(&mut self) {
         let mut first = true;
-        while let Some(head) = self.read_head(first).await {
+        loop {
+            if self.buf.is_empty() && !self.wait_idle(first).await {
+                return;
+            }
             first = false;
-            // Boxed: the exchange's state (response batch, body feeder, timers) is several KiB
-            // and exists only while a request is in flight; unboxed it would be part of every
-            // connection's task, idle ones included.
-            match Box::pin(self.exchange(head)).await {
+            // Boxed: reading the head and the exchange (response batch, body feeder, timers)
+            // take several KiB that exist only while a request is in flight; unboxed they
+            // would be part of every connection's task, idle ones included. The task itself
+            // is the idle state: this struct plus the idle wait.
+            match Box::pin(self.request()).await {
                 Next::KeepAlive => {}
                 Next::Close => return,
             }
         }
     }
 
-    /// Waits for and parses the next request head. `None`: the connection is done (the reason
-    /// was logged and, when the client must hear it, answered).
-    async fn read_head(&mut self, first: bool) -> Option<RequestHead> {
-        if self.buf.is_empty() && !self.wait_idle(first).await {
-            return None;
+    /// One request whose first bytes are buffered: its head, body, hand-off and response.
+    async fn request(&mut self) -> Next {
+        match self.read_head().await {
+            Some(head) => self.exchange(head).await,
+            None => Next::Close,
         }
+    }
+
+    /// Parses the request head whose first bytes are buffered, reading more as needed. `None`:
+    /// the connection is done (the reason was logged and, when the client must hear it,
+    /// answered).
+    async fn read_head(&mut self) -> Option<RequestHead> {
         let peer = self.info.peer;
         // The header timeout runs from the first byte of this request (bytes are buffered now).
         let deadline = Instant::now() + self.shared.config.header_read();
@@ -144,48 +220,59 @@ impl Conn {
     }
 
     /// Between requests (buffer empty): waits for the first bytes of the next request, holding
-    /// no read buffer. False: the connection is done (idle timeout, EOF, shutdown, error).
+    /// no buffer while it waits. False: the connection is done (idle timeout, EOF, shutdown,
+    /// error).
     async fn wait_idle(&mut self, first: bool) -> bool {
-        let peer = self.info.peer;
-        let config = &self.shared.config;
-        // Idle: hold no read buffer while waiting for the client (see `read_idle`).
         if self.wbuf.capacity() > 0 {
             self.wbuf = BytesMut::new();
         }
-        let idle = if first {
-            config.header_read()
-        } else {
-            config.keepalive()
-        };
-        let mut stop = self.shutdown.clone();
-        let shutdown = async move {
-            // The receiver's sender lives in `Server`; if it is gone, so is the server.
-            let _ = stop.wait_for(|s| *s).await;
-            if first {
-                tokio::time::sleep(FIRST_REQUEST_GRACE).await;
+        let config = &self.shared.config;
+        let deadline = Instant::now()
+            + if first {
+                config.header_read()
+            } else {
+                config.keepalive()
+            };
+        let peer = &self.info.peer;
+        loop {
+            // The buffer left by the previous request (if any) takes the first attempt; else a
+            // buffer is only allocated once the socket is readable.
+            if self.buf.capacity() == 0 {
+                match idle_wait(&self.stream, &self.shared, deadline, first).await {
+                    IdleEnd::Readable => {}
+                    IdleEnd::Failed(e) => {
+                        log::debug!("{peer}: closing: {e}");
+                        return false;
+                    }
+                    IdleEnd::TimedOut => {
+                        let config = &self.shared.config;
+                        let idle = if first {
+                            config.header_read()
+                        } else {
+                            config.keepalive()
+                        };
+                        log::debug!("{peer}: closing idle connection: no request within {idle:?}");
+                        return false;
+                    }
+                    IdleEnd::ShuttingDown => {
+                        log::debug!("{peer}: closing idle connection: shutting down");
+                        return false;
+                    }
+                }
             }
-        };
-        let read = tokio::select! {
-            biased;
-            _ = shutdown => {
-                log::debug!("{peer}: closing idle connection: shutting down");
-                return false;
-            }
-            r = tokio::time::timeout(idle, read_idle(&self.stream, &mut self.buf, HEAD_READ)) => r,
-        };
-        match read {
-            Ok(Ok(0)) => return false,
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                log::debug!("{peer}: closing: {e}");
-                return false;
-            }
-            Err(_) => {
-                log::debug!("{peer}: closing idle connection: no request within {idle:?}");
-                return false;
+            self.buf.reserve(HEAD_READ);
+            match self.stream.try_read_buf(&mut self.buf) {
+                Ok(0) => return false,
+                Ok(_) => return true,
+                // Nothing yet: release the buffer and wait.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.buf = BytesMut::new(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("{peer}: closing: {e}");
+                    return false;
+                }
             }
         }
-        true
     }
 
     /// Answers with the declared outcome of `e` and closes.
@@ -243,9 +330,10 @@ impl Conn {
             }
         };
         // A stopping server does not wait for lingering clients.
+        let mut stop = self.shared.shutdown.clone();
         tokio::select! {
             _ = tokio::time::timeout(LINGER_TIME, drain) => {}
-            _ = self.shutdown.wait_for(|s| *s) => {}
+            _ = stop.wait_for(|s| *s) => {}
         }
     }
 
@@ -520,7 +608,7 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             let stream = TcpStream::connect(addr).await.unwrap();
             let (jobs, _rx) = crate::exchange::job_queue();
-            let (_stop, shutdown) = watch::channel(false);
+            let (_stop, shutdown) = tokio::sync::watch::channel(false);
             let limits = crate::http1::HeadLimits {
                 request_line: 100,
                 fields: 10,
@@ -538,13 +626,7 @@ mod tests {
                 queue_timeout_warn: crate::log::RateLimited::new(Duration::from_secs(1)),
             });
             let (done, _) = mpsc::channel(1);
-            // The per-request state is boxed once per request; keep that allocation modest.
-            let mut head_bytes = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
-            let Ok(Parsed::Complete(head)) = parse_head(&mut head_bytes, &limits) else {
-                panic!("test request did not parse");
-            };
             let mut conn = Conn {
-                shutdown: shared.shutdown.clone(),
                 shared: Arc::clone(&shared),
                 stream: TcpStream::connect(addr).await.unwrap(),
                 info: ConnInfo {
@@ -555,22 +637,20 @@ mod tests {
                 buf: BytesMut::new(),
                 wbuf: BytesMut::new(),
             };
-            let exchange = conn.exchange(head);
-            let exchange_sz = size(&exchange);
-            let shared2 = Arc::clone(&shared);
+            // The per-request state is boxed once per request; keep that allocation modest.
+            let request = conn.request();
             assert!(
-                size(&exchange) <= 6144,
-                "exchange future is {} bytes",
-                size(&exchange)
+                size(&request) <= 6144,
+                "request future is {} bytes",
+                size(&request)
             );
-            drop(exchange);
-            let task = serve(shared, stream, addr, addr, done);
-            let permit: Option<tokio::sync::OwnedSemaphorePermit> = None;
-            let ptask = async move { task.await; drop(permit); };
-            eprintln!("SIZES exchange={} serve={} wrapped={}", exchange_sz, std::mem::size_of_val(&ptask) , size(&ptask));
-            let task = serve(Arc::clone(&shared2), TcpStream::connect(addr).await.unwrap(), addr, addr, mpsc::channel(1).0);
+            drop(request);
+            let guard = ConnGuard { done, permit: None };
+            let task = serve(shared, stream, addr, addr, guard);
+            // 608 bytes in a release build: with tokio's task header, a 768-byte allocation per
+            // connection (tokio rounds it to 128 bytes). Past 640, that becomes 896.
             assert!(
-                size(&task) <= 1536,
+                size(&task) <= 640,
                 "connection future is {} bytes",
                 size(&task)
             );

@@ -46,31 +46,6 @@ pub(crate) async fn read_some(
     }
 }
 
-/// Like [`read_some`] for a connection between requests: whenever the socket has nothing to
-/// read and `buf` is empty, the buffer is released before waiting, so an idle connection
-/// holds no buffer memory. (The first attempt uses the spare room `buf` still has.)
-pub(crate) async fn read_idle(
-    stream: &TcpStream,
-    buf: &mut BytesMut,
-    reserve: usize,
-) -> io::Result<usize> {
-    loop {
-        if buf.capacity() - buf.len() < reserve {
-            buf.reserve(reserve);
-        }
-        match stream.try_read_buf(buf) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if buf.is_empty() {
-                    *buf = BytesMut::new();
-                }
-                stream.readable().await?
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// [`read_some`] bounded by `limit` (time allowed for this read to make progress).
 pub(crate) async fn read_some_timeout(
     stream: &TcpStream,

@@ -308,6 +308,9 @@ impl Server {
                 log::error!("cannot tell the master this worker is ready: {e}");
             }
             tokio::spawn(heartbeat(Arc::clone(link), self.shutdown.clone()));
+        } else if !self.supervised {
+            // A lone process is the service's main process: tell systemd it serves.
+            crate::supervise::notify::ready();
         }
 
         let mut stop = self.shutdown.tx.subscribe();
@@ -317,6 +320,9 @@ impl Server {
             _ = stop.wait_for(|s| *s) => log::info!("Shutdown requested"),
         }
         self.shutdown.shutdown();
+        if !self.supervised {
+            crate::supervise::notify::notify("STOPPING=1");
+        }
         let graceful = self.config.graceful();
         // A second SIGINT/SIGTERM during the drain means "stop now" (an operator pressing
         // Ctrl-C twice): the remaining connections are closed at once and the stop is marked
@@ -343,8 +349,10 @@ impl Server {
 
 /// SIGUSR1: the error log and the access log reopen their files.
 fn reopen_logs(access: Option<&AccessLog>) {
+    // Reopened first, so this line is the first one in the fresh file.
+    let reopened = crate::log::reopen_error_log();
     log::info!("Handling signal: usr1 (reopening log files)");
-    if let Err(e) = crate::log::reopen_error_log() {
+    if let Err(e) = reopened {
         log::error!("{e}");
     }
     if let Some(Err(e)) = access.map(AccessLog::reopen) {
@@ -435,12 +443,19 @@ async fn accept_loop(
                         Err(_) => continue,
                     },
                 };
-                let conn = conn::serve(Arc::clone(&shared), stream, peer, local, done.clone());
                 // The permit lives as long as the connection's task: its end frees the slot.
-                tokio::spawn(async move {
-                    conn.await;
-                    drop(permit);
-                });
+                // (Handed to `serve` rather than held by a wrapping `async` block, which would
+                // store the connection's future twice in every task.)
+                tokio::spawn(conn::serve(
+                    Arc::clone(&shared),
+                    stream,
+                    peer,
+                    local,
+                    conn::ConnGuard {
+                        done: done.clone(),
+                        permit,
+                    },
+                ));
             }
             Err(e) => {
                 log::error!("accept failed: {e}");

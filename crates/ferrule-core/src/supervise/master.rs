@@ -105,12 +105,29 @@ pub(super) struct Master<'a> {
     reloading: bool,
     /// When the workers' age, memory and heartbeats were last checked.
     last_check: Instant,
+    /// systemd was told `READY=1` (once every initial worker was ready).
+    announced: bool,
+    /// A HUP reload was announced (`RELOADING=1`); `READY=1` follows when it is done.
+    hup_announced: bool,
 }
 
 fn signal_pid(pid: libc::pid_t, sig: libc::c_int) {
     // SAFETY: kill(2) with a pid we forked and have not reaped yet (so it cannot be reused).
     // ESRCH (already exiting) is fine: the reap will follow.
     unsafe { libc::kill(pid, sig) };
+}
+
+/// `CLOCK_MONOTONIC` in microseconds (systemd's `MONOTONIC_USEC=` with `RELOADING=1`).
+fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills the valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs * 1_000_000 + nanos / 1000
 }
 
 /// `exited with code 0`, `killed by SIGKILL`, for log lines.
@@ -148,6 +165,8 @@ impl<'a> Master<'a> {
             last_death: None,
             reloading: false,
             last_check: Instant::now(),
+            announced: false,
+            hup_announced: false,
         })
     }
 
@@ -174,6 +193,7 @@ impl<'a> Master<'a> {
             self.reap();
             self.enforce_deadlines();
             self.check_workers();
+            self.announce();
         }
     }
 
@@ -318,6 +338,7 @@ impl<'a> Master<'a> {
     fn begin_stop(&mut self, code: i32, fast: bool) {
         if self.stopping.is_none() {
             self.stopping = Some(Stopping { code });
+            super::notify::notify("STOPPING=1");
         }
         for i in 0..self.slots.len() {
             if fast {
@@ -348,6 +369,8 @@ impl<'a> Master<'a> {
             libc::SIGHUP if self.stopping.is_none() => {
                 self.generation += 1;
                 self.reloading = true;
+                self.hup_announced = true;
+                super::notify::notify(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
                 log::info!(
                     "Handling signal: hup (reload: starting {} new workers)",
                     self.target
@@ -362,8 +385,9 @@ impl<'a> Master<'a> {
                 log::info!("Handling signal: ttou ({} workers)", self.target);
             }
             libc::SIGUSR1 => {
+                let reopened = crate::log::reopen_error_log();
                 log::info!("Handling signal: usr1 (reopening log files)");
-                if let Err(e) = crate::log::reopen_error_log() {
+                if let Err(e) = reopened {
                     log::error!("{e}");
                 }
                 // Only ready workers have their handler: SIGUSR1's default action is to
@@ -532,6 +556,27 @@ impl<'a> Master<'a> {
         };
         self.last_death = Some(now);
         self.respawn_at = now + self.backoff;
+    }
+
+    /// Tells systemd `READY=1` when the initial workers are all ready, and again when a HUP
+    /// reload has finished (see `notify`).
+    fn announce(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let generation = self.generation;
+        let ready = self
+            .slots
+            .iter()
+            .filter(|s| s.active() && s.generation == generation && !s.outgoing && s.ready)
+            .count();
+        if !self.announced && ready >= self.target {
+            self.announced = true;
+            super::notify::ready();
+        } else if self.hup_announced && !self.reloading && ready >= self.target {
+            self.hup_announced = false;
+            super::notify::ready();
+        }
     }
 
     /// Once per [`CHECK_INTERVAL`]: recycles workers past their lifetime or memory limit, and

@@ -10,9 +10,10 @@
 //! thread, so a process with other threads (a tokio pool, a logger thread) could fork while one
 //! of them holds a lock the child then waits on forever. Files: `master` (the loop), `signals`
 //! (the self-pipe), `pipe` (worker → master messages), `recycle` (a worker asking to be
-//! replaced: max requests, memory).
+//! replaced: max requests, memory), `notify` (systemd's `sd_notify`).
 
 mod master;
+pub mod notify;
 pub mod pipe;
 pub mod recycle;
 pub mod signals;

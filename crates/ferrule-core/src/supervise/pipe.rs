@@ -160,7 +160,9 @@ fn wait_writable(fd: &std::fs::File, timeout: std::time::Duration) {
         events: libc::POLLOUT,
         revents: 0,
     };
-    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX).max(1);
+    let ms = i32::try_from(timeout.as_millis())
+        .unwrap_or(i32::MAX)
+        .max(1);
     // SAFETY: one valid pollfd.
     unsafe { libc::poll(&mut pfd, 1, ms) };
 }

@@ -1,0 +1,321 @@
+//! The request timeout (`timeout`): a watchdog that knows which Python thread runs which request
+//! since when.
+//!
+//! An application thread registers each request when it takes it ([`Watchdog::begin`]) and
+//! removes it when done ([`Watchdog::end`]). The watchdog thread (plain Rust, never the GIL)
+//! looks every [`TICK`]; a request whose app has not produced its response head `timeout` after
+//! its thread took it:
+//!
+//! 1. is answered `504 Gateway Timeout` in the app's place (`Sender::time_out`: the declared
+//!    outcome of `RequestError::AppTimeout`, `Connection: close`, an access-log line); the
+//!    app's later output is dropped. This needs no GIL, so it happens even when the stuck
+//!    thread holds the GIL;
+//! 2. gets the thread's Python stack logged (`sys._current_frames()`, formatted by
+//!    `traceback`) and `ferrule.RequestTimeout` injected into it with
+//!    `PyThreadState_SetAsyncExc`, by a second thread that takes the GIL (so a GIL-holding app
+//!    delays only this step). `RequestTimeout` derives from `BaseException`, like
+//!    `KeyboardInterrupt`, so an app's `except Exception:` does not swallow it;
+//! 3. if the thread is still on that request [`GRACE`] later (an injected exception is only
+//!    raised when the thread runs Python bytecode: a thread blocked in one C call, e.g. a lock
+//!    wait or a socket read without timeout, never sees it), the worker asks its master for a
+//!    replacement (`RETIRING`): the replacement starts, then this worker finishes its other
+//!    requests and leaves, SIGKILLed past `graceful_timeout`. A single process has no master:
+//!    it logs the stuck thread at error level and serves on with its other threads.
+//!
+//! Once the head went out the response is the app's to finish (a long streamed download is not
+//! a timeout); `write_timeout` still bounds a client that stops reading.
+//!
+//! Races: the app thread registers and unregisters with the GIL held, and the injector checks
+//! that the same request is still running and injects with the GIL held, so an exception meant
+//! for one request is never raised in the next; a pending one left when the request ends anyway
+//! is cleared in [`Watchdog::end`].
+
+use std::collections::HashMap;
+use std::os::raw::{c_long, c_ulong};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use ferrule_core::http1::RequestHead;
+use ferrule_core::supervise::Recycler;
+use pyo3::prelude::*;
+
+use crate::sender::Sender;
+
+pyo3::create_exception!(
+    ferrule,
+    RequestTimeout,
+    pyo3::exceptions::PyBaseException,
+    "Raised by ferrule in an application thread whose request ran past --timeout (the client \
+     already got 504 Gateway Timeout). A BaseException, so `except Exception:` does not \
+     swallow it."
+);
+
+/// How often the watchdog looks at the running requests (the deadline's precision).
+pub(crate) const TICK: Duration = Duration::from_millis(100);
+/// How long a timed-out thread has to unwind before its worker is replaced. 5 s: an injected
+/// exception is raised at the thread's next bytecode, so a thread running Python unwinds in
+/// milliseconds; one still stuck after 5 s is blocked in C code and will not unwind at all.
+pub(crate) const GRACE: Duration = Duration::from_secs(5);
+
+/// One request an application thread is running.
+#[derive(Debug)]
+struct InFlight {
+    seq: u64,
+    thread: String,
+    started: Instant,
+    sender: Arc<Sender>,
+    head: RequestHead,
+    /// The deadline passed (looked at once).
+    timed_out: bool,
+    /// ... and the head had not gone out: answered 504, the thread must unwind.
+    expired: bool,
+    injected: bool,
+    stuck: bool,
+}
+
+/// Shared by the application threads, the watchdog thread and the injector thread.
+#[derive(Debug)]
+pub(crate) struct Watchdog {
+    deadline: Duration,
+    /// Keyed by the Python thread id (`threading.get_ident()`).
+    running: Mutex<HashMap<c_ulong, InFlight>>,
+    next_seq: AtomicU64,
+    /// In a forked worker: asks the master for a replacement.
+    recycler: Option<Arc<Recycler>>,
+}
+
+/// What the watchdog thread found on one tick.
+enum Action {
+    TimedOut {
+        ident: c_ulong,
+        seq: u64,
+        thread: String,
+        head: RequestHead,
+    },
+    Stuck {
+        thread: String,
+        head: RequestHead,
+    },
+}
+
+/// `"GET /path HTTP/1.1"` for log lines.
+fn describe(head: &RequestHead) -> String {
+    format!(
+        "{} {} {}",
+        String::from_utf8_lossy(head.method()),
+        String::from_utf8_lossy(head.target()),
+        head.version().as_str()
+    )
+}
+
+impl Watchdog {
+    /// Starts the watchdog and injector threads; they end when the returned `Arc` is dropped.
+    pub(crate) fn start(
+        deadline: Duration,
+        recycler: Option<Arc<Recycler>>,
+    ) -> std::io::Result<Arc<Watchdog>> {
+        let dog = Arc::new(Watchdog {
+            deadline,
+            running: Mutex::new(HashMap::new()),
+            next_seq: AtomicU64::new(0),
+            recycler,
+        });
+        let (inject_tx, inject_rx) = mpsc::channel::<(c_ulong, u64)>();
+        let weak = Arc::downgrade(&dog);
+        std::thread::Builder::new()
+            .name("ferrule-watchdog".into())
+            .spawn(move || watch(&weak, &inject_tx))?;
+        let weak = Arc::downgrade(&dog);
+        std::thread::Builder::new()
+            .name("ferrule-timeout".into())
+            .spawn(move || {
+                // Ends when the watchdog thread (the only sender) ends.
+                while let Ok((ident, seq)) = inject_rx.recv() {
+                    let Some(dog) = weak.upgrade() else { return };
+                    Python::attach(|py| dog.inject(py, ident, seq));
+                }
+            })?;
+        Ok(dog)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<c_ulong, InFlight>> {
+        // Every update is a whole insert, remove or flag: consistent after a panic.
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An application thread took a request (call with the GIL held).
+    pub(crate) fn begin(
+        &self,
+        ident: c_ulong,
+        thread: &str,
+        sender: &Arc<Sender>,
+        head: RequestHead,
+    ) {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(
+            ident,
+            InFlight {
+                seq,
+                thread: thread.to_owned(),
+                started: Instant::now(),
+                sender: Arc::clone(sender),
+                head,
+                timed_out: false,
+                expired: false,
+                injected: false,
+                stuck: false,
+            },
+        );
+    }
+
+    /// The thread is done with its request (call with the GIL held, on that thread).
+    pub(crate) fn end(&self, ident: c_ulong) {
+        let Some(done) = self.lock().remove(&ident) else {
+            return;
+        };
+        if done.injected {
+            // SAFETY: the GIL is held (caller); a NULL exception clears this thread's pending
+            // asynchronous exception, if it was never raised.
+            unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(ident as c_long, std::ptr::null_mut()) };
+        }
+        if done.stuck {
+            log::warn!(
+                "{}: thread {} finally let go of {} after {:.1}s",
+                "Request timeout",
+                done.thread,
+                describe(&done.head),
+                done.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    /// One look at the running requests (the watchdog thread, no GIL).
+    fn tick(&self) -> Vec<Action> {
+        let now = Instant::now();
+        let mut actions = Vec::new();
+        for (ident, r) in self.lock().iter_mut() {
+            let ran = now.duration_since(r.started);
+            if !r.timed_out && ran >= self.deadline {
+                r.timed_out = true;
+                // Lock order running → sender: app threads never hold a sender's lock while
+                // taking `running`. Once the head went out the response is the app's to finish.
+                r.expired = r.sender.time_out();
+                if r.expired {
+                    actions.push(Action::TimedOut {
+                        ident: *ident,
+                        seq: r.seq,
+                        thread: r.thread.clone(),
+                        head: r.head.clone(),
+                    });
+                }
+            } else if r.expired && !r.stuck && ran >= self.deadline + GRACE {
+                r.stuck = true;
+                actions.push(Action::Stuck {
+                    thread: r.thread.clone(),
+                    head: r.head.clone(),
+                });
+            }
+        }
+        actions
+    }
+
+    fn act(&self, action: Action, inject: &mpsc::Sender<(c_ulong, u64)>) {
+        let secs = self.deadline.as_secs_f64();
+        match action {
+            Action::TimedOut {
+                ident,
+                seq,
+                thread,
+                head,
+            } => {
+                log::error!(
+                    "Request timeout: {} ran {secs:.1}s on thread {thread} without a response \
+                     (answered 504); raising ferrule.RequestTimeout in the thread",
+                    describe(&head)
+                );
+                let _ = inject.send((ident, seq));
+            }
+            Action::Stuck { thread, head } => {
+                let what = format!(
+                    "{thread} in {}, {:.0}s after the request timeout: blocked in a call that \
+                     ferrule.RequestTimeout cannot interrupt",
+                    describe(&head),
+                    GRACE.as_secs_f64()
+                );
+                match &self.recycler {
+                    Some(recycler) => {
+                        log::error!(
+                            "Request timeout: application thread still stuck ({what}); asking \
+                             the master to replace this worker"
+                        );
+                        recycler.retire(&format!("has a stuck application thread ({what})"));
+                    }
+                    None => log::error!(
+                        "Request timeout: application thread still stuck ({what}); a single \
+                         process has no master to replace it (run with -w/--workers for that): \
+                         serving on with the other application threads"
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Logs the stack of thread `ident` and raises `RequestTimeout` in it, if it still runs
+    /// request `seq` (the injector thread, GIL held).
+    fn inject(&self, py: Python<'_>, ident: c_ulong, seq: u64) {
+        let still = |g: &HashMap<c_ulong, InFlight>| g.get(&ident).is_some_and(|r| r.seq == seq);
+        if !still(&self.lock()) {
+            return;
+        }
+        // May release the GIL (reading source lines): checked again below.
+        match stack_of(py, ident) {
+            Ok(Some(stack)) => log::error!(
+                "Request timeout: stack of the application thread (id {ident}):\n{}",
+                stack.trim_end()
+            ),
+            Ok(None) => {}
+            Err(e) => log::error!("Request timeout: cannot format the thread's stack: {e}"),
+        }
+        let mut running = self.lock();
+        if !still(&running) {
+            return;
+        }
+        let exc = py.get_type::<RequestTimeout>();
+        // SAFETY: the GIL is held; `exc` is a live type object (SetAsyncExc takes its own
+        // reference). The thread id comes from PyThread_get_thread_ident on that thread.
+        let n = unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(ident as c_long, exc.as_ptr()) };
+        if let Some(r) = running.get_mut(&ident) {
+            r.injected = n == 1;
+        }
+    }
+}
+
+/// The watchdog thread's loop: ends when the watchdog is dropped.
+fn watch(dog: &Weak<Watchdog>, inject: &mpsc::Sender<(c_ulong, u64)>) {
+    loop {
+        std::thread::park_timeout(TICK);
+        let Some(dog) = dog.upgrade() else { return };
+        for action in dog.tick() {
+            dog.act(action, inject);
+        }
+    }
+}
+
+/// The formatted Python stack of thread `ident`, if it runs Python code.
+fn stack_of(py: Python<'_>, ident: c_ulong) -> PyResult<Option<String>> {
+    let frames = py.import("sys")?.call_method0("_current_frames")?;
+    let Some(frame) = frames.call_method1("get", (ident,))?.into_pyobject(py).ok() else {
+        return Ok(None);
+    };
+    if frame.is_none() {
+        return Ok(None);
+    }
+    let lines = py
+        .import("traceback")?
+        .call_method1("format_stack", (frame,))?;
+    let text: String = pyo3::types::PyString::new(py, "")
+        .call_method1("join", (lines,))?
+        .extract()?;
+    Ok(Some(text))
+}
