@@ -69,6 +69,10 @@ pub const DEFAULT_MAX_WORKER_LIFETIME_SECS: f64 = 0.0;
 /// gets a 504 for the client and an exception in its thread. 30 s is also what most proxies
 /// in front wait (and our other defaults): past that, the client has usually given up.
 pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
+/// Default access log line: gunicorn's (Apache's "combined" format). The directives are listed
+/// in `server/access.rs`.
+pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
+    r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
 
 /// Error log verbosity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -131,6 +135,10 @@ pub struct ServerConfig {
     pub log_level: LogLevel,
     /// Access log destination: `None` = off, `"-"` = stdout, else a file path (appended).
     pub access_log: Option<String>,
+    /// The access log line, gunicorn `access_log_format` directives (compiled once at start).
+    pub access_log_format: String,
+    /// Write one JSON object per request instead of `access_log_format`.
+    pub access_log_json: bool,
     /// Error log destination: `"-"` = stderr, else a file path (appended).
     pub error_log: String,
     /// Value of the `Server` response header; empty = send none.
@@ -169,6 +177,8 @@ impl Default for ServerConfig {
             timeout: DEFAULT_TIMEOUT_SECS,
             log_level: LogLevel::Info,
             access_log: None,
+            access_log_format: DEFAULT_ACCESS_LOG_FORMAT.to_owned(),
+            access_log_json: false,
             error_log: "-".to_owned(),
             server_header: "ferrule".to_owned(),
             multiprocess: false,
@@ -241,6 +251,15 @@ impl ServerConfig {
         }
         if self.limit_request_field_size < 16 {
             return err("limit_request_field_size", "must be at least 16 bytes");
+        }
+        if let Err(e) = crate::server::access::AccessFormat::compile(
+            &self.access_log_format,
+            self.access_log_json,
+        ) {
+            return Err(ConfigError {
+                setting: "access_log_format",
+                message: e.0,
+            });
         }
         Ok(())
     }

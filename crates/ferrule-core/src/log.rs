@@ -192,20 +192,43 @@ pub fn reopen_error_log() -> Result<(), LogOpenError> {
     }
 }
 
-/// The access log: one line per request.
+/// The access log: one line per request, in its compiled format.
 #[derive(Debug)]
 pub struct AccessLog {
     sink: Sink,
+    format: crate::server::access::AccessFormat,
 }
 
 impl AccessLog {
-    /// Opens `dest` (`-` = stdout).
-    pub fn open(dest: &str) -> Result<AccessLog, LogOpenError> {
+    /// Opens `config.access_log` (`-` = stdout; `None` = no access log) with the format
+    /// compiled from `access_log_format`/`access_log_json`.
+    pub fn open(config: &crate::config::ServerConfig) -> Result<Option<AccessLog>, LogOpenError> {
+        let Some(dest) = &config.access_log else {
+            return Ok(None);
+        };
+        let format = crate::server::access::AccessFormat::compile(
+            &config.access_log_format,
+            config.access_log_json,
+        )
+        .map_err(|e| LogOpenError {
+            path: dest.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+        })?;
         let sink = Sink::open(dest, true).map_err(|source| LogOpenError {
-            path: dest.to_owned(),
+            path: dest.clone(),
             source,
         })?;
-        Ok(AccessLog { sink })
+        Ok(Some(AccessLog { sink, format }))
+    }
+
+    /// True when the format uses the response headers (`%({name}o)s`).
+    pub(crate) fn needs_response_headers(&self) -> bool {
+        self.format.needs_response_headers()
+    }
+
+    /// Writes the line of one finished request.
+    pub(crate) fn log(&self, record: &crate::server::access::Record<'_>) {
+        self.write(&self.format.render(record, std::time::SystemTime::now()));
     }
 
     /// Reopens the access log file (see the module docs); nothing to do for stdout.
@@ -279,7 +302,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ferrule-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("access.log");
-        let log = AccessLog::open(path.to_str().unwrap()).unwrap();
+        let config = crate::config::ServerConfig {
+            access_log: Some(path.to_str().unwrap().to_owned()),
+            ..Default::default()
+        };
+        let log = AccessLog::open(&config).unwrap().unwrap();
         log.write("one");
         std::fs::rename(&path, dir.join("access.log.1")).unwrap();
         log.write("two"); // still the renamed file, as with any open descriptor

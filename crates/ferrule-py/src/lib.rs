@@ -25,6 +25,13 @@ mod worker;
 
 use pyo3::prelude::*;
 
+/// Rust's allocations (request heads, environ values, response parts, tokio's per-request
+/// channel and timers) go to mimalloc: glibc's malloc/free were about a sixth of the
+/// instructions of a hello request (docs/architecture.md, "Where the time goes (hello)").
+/// Python's own objects keep CPython's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Writes one line on the server's error log; `level` is debug, info, warning, error or
 /// critical.
 #[pyfunction(name = "log")]

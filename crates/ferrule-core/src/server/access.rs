@@ -1,56 +1,402 @@
-//! The access log line, gunicorn's default format:
-//! `%(h)s - - [%(t)s] "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"`: peer address, time
-//! (`21/Nov/2026:06:33:00 +0000`), request line, status, body bytes sent (`-` for none),
-//! Referer, User-Agent. Bytes from the client are escaped (`"`, `\`, control and non-ASCII
-//! bytes as `\xHH`) so a request cannot forge or break a log line.
+//! The access log line: gunicorn's `access_log_format` directives, or one JSON object per request
+//! (`access_log_json`).
+//!
+//! The format is compiled once, when the server starts ([`AccessFormat::compile`]), into a list
+//! of [`Piece`]s; writing a line walks that list and never parses the format again.
+//!
+//! Text format: Python `%`-mapping syntax as gunicorn uses it, `%(NAME)s` (`d` is accepted as
+//! the conversion too) and `%%` for a literal `%`. gunicorn's default is
+//! `%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"` (Apache's combined format).
+//! Directives (gunicorn's set, same meanings):
+//!
+//! - `h` peer IP address; `l` `-`; `u` user name of HTTP Basic auth, else `-`;
+//! - `t` `[21/Nov/2026:06:33:00 +0000]` (log time, UTC; brackets included, as in gunicorn);
+//! - `r` request line `METHOD TARGET PROTOCOL`; `m` method; `U` path (still percent-encoded);
+//!   `q` query string; `H` protocol; `s` status;
+//! - `B` body bytes sent; `b` the same, `-` for none (CLF); `f` Referer; `a` User-Agent;
+//! - `T` duration in whole seconds, `M` in milliseconds, `D` in microseconds, `L` in decimal
+//!   seconds (`0.001234`); `p` `<PID>`;
+//! - `{name}i` request header, `{name}o` response header, `{var}e` environ variable.
+//!
+//! Duration: from the moment the request head was parsed to the end of the response.
+//! `{var}e` is answered in Rust, without Python: the CGI variables of the request as the app
+//! sees them (`REQUEST_METHOD`, `SCRIPT_NAME`, `PATH_INFO`, `QUERY_STRING`, `SERVER_PROTOCOL`,
+//! `SERVER_NAME`, `SERVER_PORT`, `REMOTE_ADDR`, `REMOTE_PORT`, `RAW_URI`, `REQUEST_URI`,
+//! `CONTENT_TYPE`, `CONTENT_LENGTH`, `HTTP_*`; built by [`crate::environ`], the same rules) and
+//! `wsgi.url_scheme`; anything else (keys the app or middleware add) is `-`. Names are
+//! case-insensitive, as in gunicorn. A missing header or variable is `-`. An unknown directive
+//! is a configuration error.
+//!
+//! Bytes from the client or the app are escaped (`"`, `\`, control and non-ASCII bytes as
+//! `\xHH`) so a request cannot forge or break a log line.
+//!
+//! JSON (`access_log_json`): one object per line, fixed keys in this order: `time` (RFC 3339,
+//! UTC, milliseconds), `remote_addr`, `remote_port`, `method`, `path`, `query`, `protocol`,
+//! `status`, `bytes`, `duration_ms` (float), `referer`, `user_agent` (`null` when absent), `pid`.
+//! Strings are RFC 8259 strings: `"`, `\` and control characters escaped, bytes that are valid
+//! UTF-8 kept as such, other bytes read as latin-1 (one character per byte, as WSGI does).
 
 use std::fmt::Write;
-use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+
+use crate::environ::{cgi_variables, request_parts, EnvKey};
+use crate::exchange::ConnInfo;
 use crate::http1::RequestHead;
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// One access log line (without the newline).
-pub(crate) fn line(
-    peer: IpAddr,
-    head: &RequestHead,
-    status: u16,
-    body_bytes: u64,
-    unix_secs: u64,
-) -> String {
-    let mut out = String::with_capacity(160);
-    let _ = write!(out, "{peer} - - [");
-    push_time(&mut out, unix_secs);
-    out.push_str("] \"");
-    push_escaped(&mut out, head.method());
-    out.push(' ');
-    push_escaped(&mut out, head.target());
-    out.push(' ');
-    out.push_str(head.version().as_str());
-    let _ = write!(out, "\" {status} ");
-    if body_bytes == 0 {
-        out.push('-');
-    } else {
-        let _ = write!(out, "{body_bytes}");
+/// Longest `{name}` accepted in a directive: header and variable names are short; a longer one
+/// is a mistake in the format.
+const MAX_NAME: usize = 256;
+
+/// What one finished request tells the access log.
+#[derive(Debug)]
+pub(crate) struct Record<'a> {
+    pub(crate) conn: &'a ConnInfo,
+    pub(crate) head: &'a RequestHead,
+    pub(crate) status: u16,
+    pub(crate) body_bytes: u64,
+    /// From the parsed head to the end of the response.
+    pub(crate) duration: Duration,
+    /// The app's response headers; empty unless [`AccessFormat::needs_response_headers`].
+    pub(crate) response_headers: &'a [(Bytes, Bytes)],
+}
+
+/// One compiled piece of the text format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Literal(String),
+    RemoteAddr,
+    Dash,
+    User,
+    Time,
+    RequestLine,
+    Method,
+    Path,
+    Query,
+    Protocol,
+    Status,
+    BytesClf,
+    Bytes,
+    Referer,
+    UserAgent,
+    Seconds,
+    Millis,
+    Micros,
+    DecimalSeconds,
+    Pid,
+    /// Lower-cased header name.
+    RequestHeader(Vec<u8>),
+    ResponseHeader(Vec<u8>),
+    /// Upper-cased variable name (`wsgi.url_scheme` stays as it is).
+    Environ(String),
+}
+
+/// A format that cannot be compiled, with what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FormatError(pub(crate) String);
+
+impl std::fmt::Display for FormatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid setting access_log_format: {}", self.0)
     }
-    out.push_str(" \"");
-    push_escaped(&mut out, header(head, b"referer"));
-    out.push_str("\" \"");
-    push_escaped(&mut out, header(head, b"user-agent"));
-    out.push('"');
+}
+
+impl std::error::Error for FormatError {}
+
+/// The access log format, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AccessFormat(Kind);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Text(Vec<Piece>),
+    Json,
+}
+
+impl AccessFormat {
+    /// Compiles the text format, or selects JSON.
+    pub(crate) fn compile(format: &str, json: bool) -> Result<AccessFormat, FormatError> {
+        if json {
+            return Ok(AccessFormat(Kind::Json));
+        }
+        let mut pieces = Vec::new();
+        let mut literal = String::new();
+        let mut rest = format;
+        while let Some(i) = rest.find('%') {
+            literal.push_str(&rest[..i]);
+            rest = &rest[i + 1..];
+            if let Some(r) = rest.strip_prefix('%') {
+                literal.push('%');
+                rest = r;
+                continue;
+            }
+            let Some(r) = rest.strip_prefix('(') else {
+                return Err(FormatError(format!(
+                    "a '%' must start %(NAME)s or be doubled as %%, at {:?}",
+                    head_of(rest)
+                )));
+            };
+            let (name, after) = split_name(r)?;
+            rest = match after.chars().next() {
+                Some('s' | 'd') => &after[1..],
+                _ => {
+                    return Err(FormatError(format!(
+                        "%({name}) must be followed by 's', at {:?}",
+                        head_of(after)
+                    )))
+                }
+            };
+            if !literal.is_empty() {
+                pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+            }
+            pieces.push(directive(name)?);
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            pieces.push(Piece::Literal(literal));
+        }
+        Ok(AccessFormat(Kind::Text(pieces)))
+    }
+
+    /// True when a line uses the response headers (`%({name}o)s`): only then are they kept.
+    pub(crate) fn needs_response_headers(&self) -> bool {
+        match &self.0 {
+            Kind::Text(p) => p.iter().any(|p| matches!(p, Piece::ResponseHeader(_))),
+            Kind::Json => false,
+        }
+    }
+
+    /// One line, without the newline.
+    pub(crate) fn render(&self, rec: &Record<'_>, now: SystemTime) -> String {
+        match &self.0 {
+            Kind::Text(pieces) => render_text(pieces, rec, now),
+            Kind::Json => render_json(rec, now),
+        }
+    }
+}
+
+fn head_of(s: &str) -> &str {
+    match s.char_indices().nth(12) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Splits `NAME)rest` (NAME may contain `{...}` holding `)`).
+fn split_name(s: &str) -> Result<(&str, &str), FormatError> {
+    let start = if s.starts_with('{') {
+        match s.find('}') {
+            Some(i) => i,
+            None => return Err(FormatError(format!("unclosed '{{' in %({}", head_of(s)))),
+        }
+    } else {
+        0
+    };
+    match s[start..].find(')') {
+        Some(i) => Ok((&s[..start + i], &s[start + i + 1..])),
+        None => Err(FormatError(format!("unclosed %( at %({}", head_of(s)))),
+    }
+}
+
+fn directive(name: &str) -> Result<Piece, FormatError> {
+    Ok(match name {
+        "h" => Piece::RemoteAddr,
+        "l" => Piece::Dash,
+        "u" => Piece::User,
+        "t" => Piece::Time,
+        "r" => Piece::RequestLine,
+        "m" => Piece::Method,
+        "U" => Piece::Path,
+        "q" => Piece::Query,
+        "H" => Piece::Protocol,
+        "s" => Piece::Status,
+        "b" => Piece::BytesClf,
+        "B" => Piece::Bytes,
+        "f" => Piece::Referer,
+        "a" => Piece::UserAgent,
+        "T" => Piece::Seconds,
+        "M" => Piece::Millis,
+        "D" => Piece::Micros,
+        "L" => Piece::DecimalSeconds,
+        "p" => Piece::Pid,
+        _ => {
+            let braced = name
+                .strip_prefix('{')
+                .and_then(|n| n.rsplit_once('}'))
+                .filter(|(n, _)| !n.is_empty() && n.len() <= MAX_NAME);
+            match braced {
+                Some((n, "i")) => Piece::RequestHeader(n.to_ascii_lowercase().into_bytes()),
+                Some((n, "o")) => Piece::ResponseHeader(n.to_ascii_lowercase().into_bytes()),
+                Some((n, "e")) if n == "wsgi.url_scheme" => Piece::Environ(n.to_owned()),
+                Some((n, "e")) => Piece::Environ(n.to_ascii_uppercase()),
+                _ => {
+                    return Err(FormatError(format!(
+                        "unknown directive %({name})s (known: h l u t r m U q H s b B f a T M D \
+                         L p, {{header}}i, {{header}}o, {{variable}}e)"
+                    )))
+                }
+            }
+        }
+    })
+}
+
+fn request_header<'a>(head: &'a RequestHead, name: &[u8]) -> Option<&'a [u8]> {
+    head.headers()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+fn render_text(pieces: &[Piece], rec: &Record<'_>, now: SystemTime) -> String {
+    let head = rec.head;
+    let mut out = String::with_capacity(160);
+    // Computed once, only when a `{var}e` asks for it.
+    let mut environ: Option<Vec<(EnvKey, std::borrow::Cow<'_, [u8]>)>> = None;
+    let micros = rec.duration.as_micros();
+    for piece in pieces {
+        match piece {
+            Piece::Literal(s) => out.push_str(s),
+            Piece::RemoteAddr => {
+                let _ = write!(out, "{}", rec.conn.peer.ip());
+            }
+            Piece::Dash => out.push('-'),
+            Piece::User => match basic_user(request_header(head, b"authorization")) {
+                Some(user) => push_escaped(&mut out, &user),
+                None => out.push('-'),
+            },
+            Piece::Time => {
+                out.push('[');
+                push_clf_time(&mut out, unix_secs(now));
+                out.push(']');
+            }
+            Piece::RequestLine => {
+                push_escaped(&mut out, head.method());
+                out.push(' ');
+                push_escaped(&mut out, head.target());
+                out.push(' ');
+                out.push_str(head.version().as_str());
+            }
+            Piece::Method => push_escaped(&mut out, head.method()),
+            Piece::Path => push_escaped(&mut out, head.path()),
+            Piece::Query => push_escaped(&mut out, head.query()),
+            Piece::Protocol => out.push_str(head.version().as_str()),
+            Piece::Status => {
+                let _ = write!(out, "{}", rec.status);
+            }
+            Piece::BytesClf if rec.body_bytes == 0 => out.push('-'),
+            Piece::BytesClf | Piece::Bytes => {
+                let _ = write!(out, "{}", rec.body_bytes);
+            }
+            Piece::Referer => push_or_dash(&mut out, request_header(head, b"referer")),
+            Piece::UserAgent => push_or_dash(&mut out, request_header(head, b"user-agent")),
+            Piece::Seconds => {
+                let _ = write!(out, "{}", rec.duration.as_secs());
+            }
+            Piece::Millis => {
+                let _ = write!(out, "{}", rec.duration.as_millis());
+            }
+            Piece::Micros => {
+                let _ = write!(out, "{micros}");
+            }
+            Piece::DecimalSeconds => {
+                let _ = write!(out, "{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+            }
+            Piece::Pid => {
+                let _ = write!(out, "<{}>", std::process::id());
+            }
+            Piece::RequestHeader(name) => push_or_dash(&mut out, request_header(head, name)),
+            Piece::ResponseHeader(name) => {
+                let value = rec
+                    .response_headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_ref());
+                push_or_dash(&mut out, value);
+            }
+            Piece::Environ(name) if name == "wsgi.url_scheme" => out.push_str(rec.conn.scheme),
+            Piece::Environ(name) => {
+                let vars =
+                    environ.get_or_insert_with(|| cgi_variables(request_parts(head, rec.conn)));
+                let value = vars.iter().find_map(|(k, v)| {
+                    let key: &[u8] = match k {
+                        EnvKey::Cgi(c) => c.as_str().as_bytes(),
+                        EnvKey::Http(h) => h,
+                    };
+                    (key == name.as_bytes()).then_some(v.as_ref())
+                });
+                push_or_dash(&mut out, value);
+            }
+        }
+    }
     out
 }
 
-fn header<'a>(head: &'a RequestHead, name: &[u8]) -> &'a [u8] {
-    head.headers()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map_or(b"-", |(_, v)| v)
+fn push_or_dash(out: &mut String, value: Option<&[u8]>) {
+    match value {
+        Some(v) => push_escaped(out, v),
+        None => out.push('-'),
+    }
 }
 
-fn push_time(out: &mut String, unix_secs: u64) {
+fn unix_secs(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The user name of `Authorization: Basic BASE64(user:password)` (RFC 7617), if it decodes.
+fn basic_user(value: Option<&[u8]>) -> Option<Vec<u8>> {
+    let value = value?;
+    let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
+        Some(i) => (&value[..i], &value[i + 1..]),
+        None => return None,
+    };
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    let decoded = base64_decode(rest.trim_ascii())?;
+    let user = match decoded.iter().position(|&b| b == b':') {
+        Some(i) => decoded[..i].to_vec(),
+        None => decoded,
+    };
+    Some(user)
+}
+
+/// Standard base64 (RFC 4648 §4), padding optional; `None` on any other byte.
+fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    fn value(b: u8) -> Option<u32> {
+        Some(match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let text = match text.iter().position(|&b| b == b'=') {
+        Some(i) if text[i..].iter().all(|&b| b == b'=') && text.len() - i <= 2 => &text[..i],
+        Some(_) => return None,
+        None => text,
+    };
+    if text.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &b) in chunk.iter().enumerate() {
+            acc |= value(b)? << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
+}
+
+fn push_clf_time(out: &mut String, unix_secs: u64) {
     let (days, secs) = (unix_secs / 86_400, unix_secs % 86_400);
     let (y, m, d) = crate::log::civil_from_days(days as i64);
     let month = MONTHS[(m as usize).saturating_sub(1) % 12];
@@ -76,15 +422,225 @@ fn push_escaped(out: &mut String, bytes: &[u8]) {
     }
 }
 
+// --- JSON ------------------------------------------------------------------------------------
+
+fn render_json(rec: &Record<'_>, now: SystemTime) -> String {
+    let head = rec.head;
+    let mut out = String::with_capacity(320);
+    out.push_str("{\"time\":\"");
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (y, m, d) = crate::log::civil_from_days((secs / 86_400) as i64);
+    let day = secs % 86_400;
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z\"",
+        day / 3600,
+        (day / 60) % 60,
+        day % 60,
+        since.subsec_millis()
+    );
+    let _ = write!(
+        out,
+        ",\"remote_addr\":\"{}\",\"remote_port\":{}",
+        rec.conn.peer.ip(),
+        rec.conn.peer.port()
+    );
+    for (key, value) in [
+        ("method", head.method()),
+        ("path", head.path()),
+        ("query", head.query()),
+        ("protocol", head.version().as_str().as_bytes()),
+    ] {
+        let _ = write!(out, ",\"{key}\":");
+        push_json_string(&mut out, value);
+    }
+    let _ = write!(
+        out,
+        ",\"status\":{},\"bytes\":{},\"duration_ms\":{:.3}",
+        rec.status,
+        rec.body_bytes,
+        rec.duration.as_secs_f64() * 1000.0
+    );
+    for (key, name) in [("referer", &b"referer"[..]), ("user_agent", b"user-agent")] {
+        let _ = write!(out, ",\"{key}\":");
+        match request_header(head, name) {
+            Some(v) => push_json_string(&mut out, v),
+            None => out.push_str("null"),
+        }
+    }
+    let _ = write!(out, ",\"pid\":{}}}", std::process::id());
+    out
+}
+
+/// A JSON string (RFC 8259 §7) of `bytes`: UTF-8 when valid, else latin-1.
+fn push_json_string(out: &mut String, bytes: &[u8]) {
+    out.push('"');
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.chars().for_each(|c| push_json_char(out, c)),
+        Err(_) => bytes
+            .iter()
+            .for_each(|&b| push_json_char(out, char::from(b))),
+    }
+    out.push('"');
+}
+
+fn push_json_char(out: &mut String, c: char) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        // Control characters must be escaped; DEL and the JavaScript line separators are, too,
+        // so a line is safe to paste into a terminal or a script.
+        '\u{0}'..='\u{1f}' | '\u{7f}' | '\u{2028}' | '\u{2029}' => {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        }
+        _ => out.push(c),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
+
+    fn head(raw: &[u8]) -> RequestHead {
+        let mut buf = BytesMut::from(raw);
+        let limits = crate::http1::HeadLimits {
+            request_line: 8190,
+            fields: 100,
+            field_size: 8190,
+            head: 65536,
+        };
+        match crate::http1::parse_head(&mut buf, &limits) {
+            Ok(crate::http1::Parsed::Complete(h)) => h,
+            other => panic!("test request did not parse: {other:?}"),
+        }
+    }
+
+    fn conn() -> ConnInfo {
+        ConnInfo {
+            peer: "10.1.2.3:5555".parse().unwrap(),
+            local: "127.0.0.1:8000".parse().unwrap(),
+            scheme: "http",
+        }
+    }
+
+    fn render(format: &str, raw: &[u8], resp: &[(Bytes, Bytes)]) -> String {
+        let f = AccessFormat::compile(format, false).unwrap();
+        let (c, h) = (conn(), head(raw));
+        let rec = Record {
+            conn: &c,
+            head: &h,
+            status: 200,
+            body_bytes: 5,
+            duration: Duration::from_micros(1_234_567),
+            response_headers: resp,
+        };
+        f.render(&rec, UNIX_EPOCH + Duration::from_secs(1_795_242_780))
+    }
+
+    const REQ: &[u8] = b"GET /a%20b?x=1 HTTP/1.1\r\nHost: ex.org\r\nReferer: http://r/\r\n\
+User-Agent: t/1\r\nAuthorization: Basic dXNlcjpwYXNz\r\nX-Q: a\"b\r\n\r\n";
+
+    #[test]
+    fn default_format_is_gunicorn_combined() {
+        let line = render(
+            r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#,
+            REQ,
+            &[],
+        );
+        assert_eq!(
+            line,
+            "10.1.2.3 - user [21/Nov/2026:06:33:00 +0000] \"GET /a%20b?x=1 HTTP/1.1\" 200 5 \
+             \"http://r/\" \"t/1\""
+        );
+    }
+
+    #[test]
+    fn every_directive() {
+        let resp = [(Bytes::from_static(b"X-Out"), Bytes::from_static(b"o1"))];
+        let line = render(
+            "%(m)s|%(U)s|%(q)s|%(H)s|%(B)s|%(T)s|%(M)s|%(D)s|%(L)s|%({x-q}i)s|%({X-OUT}o)s|\
+             %({path_info}e)s|%({HTTP_HOST}e)s|%({server_port}e)s|%({wsgi.url_scheme}e)s|\
+             %({nope}e)s|%({none}i)s|100%%",
+            REQ,
+            &resp,
+        );
+        assert_eq!(
+            line,
+            "GET|/a%20b|x=1|HTTP/1.1|5|1|1234|1234567|1.234567|a\\\"b|o1|/a b|ex.org|80|http|-|-|100%"
+        );
+        assert!(render("%(p)s", REQ, &[]).starts_with('<'));
+    }
+
+    #[test]
+    fn compile_errors() {
+        for bad in ["%(z)s", "%(h)x", "%(h", "50%", "%({a}x)s", "%({a)s"] {
+            assert!(AccessFormat::compile(bad, false).is_err(), "{bad}");
+        }
+        let f = AccessFormat::compile("a %({x)y}i)s b", false).unwrap();
+        assert_eq!(
+            f,
+            AccessFormat(Kind::Text(vec![
+                Piece::Literal("a ".into()),
+                Piece::RequestHeader(b"x)y".to_vec()),
+                Piece::Literal(" b".into())
+            ]))
+        );
+        assert!(!f.needs_response_headers());
+        assert!(AccessFormat::compile("%({a}o)s", false)
+            .unwrap()
+            .needs_response_headers());
+    }
+
+    #[test]
+    fn json_is_escaped() {
+        let raw = "GET /p?q=%22x HTTP/1.1\r\nHost: h\r\nUser-Agent: a\"b\\c\u{e9}\u{2028}\r\n\r\n";
+        let mut bytes = raw.as_bytes().to_vec();
+        // A latin-1 byte in the Referer (not UTF-8).
+        bytes.truncate(bytes.len() - 2);
+        bytes.extend_from_slice(b"Referer: \xff\xfe\r\n\r\n");
+        let (c, h) = (conn(), head(&bytes));
+        let rec = Record {
+            conn: &c,
+            head: &h,
+            status: 404,
+            body_bytes: 0,
+            duration: Duration::from_millis(2),
+            response_headers: &[],
+        };
+        let line = AccessFormat(Kind::Json)
+            .render(&rec, UNIX_EPOCH + Duration::from_millis(1_795_242_780_042));
+        assert_eq!(
+            line,
+            "{\"time\":\"2026-11-21T06:33:00.042Z\",\"remote_addr\":\"10.1.2.3\",\"remote_port\":5555,\
+             \"method\":\"GET\",\"path\":\"/p\",\"query\":\"q=%22x\",\"protocol\":\"HTTP/1.1\",\
+             \"status\":404,\"bytes\":0,\"duration_ms\":2.000,\"referer\":\"\u{ff}\u{fe}\",\
+             \"user_agent\":\"a\\\"b\\\\c\u{e9}\\u2028\",\"pid\":"
+                .to_owned()
+                + &std::process::id().to_string()
+                + "}"
+        );
+    }
+
+    #[test]
+    fn base64() {
+        assert_eq!(base64_decode(b"dXNlcjpwYXNz").unwrap(), b"user:pass");
+        assert_eq!(base64_decode(b"YQ==").unwrap(), b"a");
+        assert_eq!(base64_decode(b"YWI").unwrap(), b"ab");
+        assert!(base64_decode(b"Y").is_none());
+        assert!(base64_decode(b"a$==").is_none());
+        assert_eq!(basic_user(Some(b"Bearer x")), None);
+    }
 
     #[test]
     fn time_format() {
         let mut s = String::new();
         // 2026-11-21 06:33:00 UTC
-        push_time(&mut s, 1_795_242_780);
+        push_clf_time(&mut s, 1_795_242_780);
         assert_eq!(s, "21/Nov/2026:06:33:00 +0000");
     }
 

@@ -346,6 +346,7 @@ impl Conn {
         let is_head = head.is_head();
         let wants_keep_alive = head.wants_keep_alive();
         let log_head = shared.access.as_ref().map(|_| head.clone());
+        let started = std::time::Instant::now();
         let limit = config.limit_request_body;
 
         // The body: read whole when small, else streamed while the app reads.
@@ -467,6 +468,11 @@ impl Conn {
             shutdown: &shared.shutdown,
             server: &shared.server_header,
             timeout: config.write(),
+            log_headers: shared
+                .access
+                .as_ref()
+                .filter(|a| a.needs_response_headers())
+                .map(|_| Vec::new()),
         };
         // One `select!` for both cases (no streamed body: the feed side never completes), so
         // the response future exists once in this state machine.
@@ -543,16 +549,14 @@ impl Conn {
         }
 
         if let (Some(access), Some(h)) = (&shared.access, &log_head) {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            access.write(&super::access::line(
-                peer.ip(),
-                h,
-                written.status,
-                written.body_bytes,
-                now,
-            ));
+            access.log(&super::access::Record {
+                conn: &self.info,
+                head: h,
+                status: written.status,
+                body_bytes: written.body_bytes,
+                duration: started.elapsed(),
+                response_headers: respond.log_headers.as_deref().unwrap_or_default(),
+            });
         }
         if reuse {
             Next::KeepAlive

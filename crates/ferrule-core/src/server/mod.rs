@@ -14,7 +14,7 @@
 //! (readiness-based reads and writes with timeouts), `access` (the access log line),
 //! `overload` (the connection cap and its fast 503).
 
-mod access;
+pub(crate) mod access;
 mod body;
 mod conn;
 mod io;
@@ -136,12 +136,11 @@ impl Server {
             listeners.push(listener);
             addrs.push(addr);
         }
-        let access = match &config.access_log {
-            Some(dest) => Some(Arc::new(AccessLog::open(dest).map_err(|e| ServeError {
+        let access = AccessLog::open(&config)
+            .map_err(|e| ServeError {
                 message: e.to_string(),
-            })?)),
-            None => None,
-        };
+            })?
+            .map(Arc::new);
         let (tx, _) = watch::channel(false);
         Ok(Server {
             config: Arc::new(config),
@@ -170,12 +169,9 @@ impl Server {
             .map(|l| l.local_addr())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| serve_error(format!("cannot use an inherited listener: {e}")))?;
-        let access = match &config.access_log {
-            Some(dest) => Some(Arc::new(
-                AccessLog::open(dest).map_err(|e| serve_error(e.to_string()))?,
-            )),
-            None => None,
-        };
+        let access = AccessLog::open(&config)
+            .map_err(|e| serve_error(e.to_string()))?
+            .map(Arc::new);
         let (tx, _) = watch::channel(false);
         Ok(Server {
             config: Arc::new(config),

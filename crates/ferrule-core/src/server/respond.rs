@@ -60,6 +60,8 @@ pub(crate) struct Respond<'a> {
     pub(crate) shutdown: &'a watch::Receiver<bool>,
     pub(crate) server: &'a [u8],
     pub(crate) timeout: Duration,
+    /// `Some`: keep the app's response headers here for the access log (`%({name}o)s`).
+    pub(crate) log_headers: Option<Vec<(Bytes, Bytes)>>,
 }
 
 /// How the part stream stopped early.
@@ -182,7 +184,15 @@ fn put_decimal(dst: &mut BytesMut, mut n: u64) {
 impl Respond<'_> {
     /// Writes the response whose parts arrive on `rx`.
     pub(crate) async fn write(&mut self, rx: &mut Receiver<ResponsePart>) -> Written {
-        match rx.recv().await {
+        let part = rx.recv().await;
+        if let (
+            Some(kept),
+            Some(ResponsePart::Start { head, .. } | ResponsePart::StartFile { head, .. }),
+        ) = (&mut self.log_headers, &part)
+        {
+            kept.clone_from(&head.headers);
+        }
+        match part {
             Some(ResponsePart::Start { head, first, end }) => {
                 self.start(head, first, end, rx).await
             }
