@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::BytesMut;
 use ferrule_core::proxy_protocol::{
-    encode_v2, parse, Parsed, ProxyError, ProxyHeader, ProxyProtocolMode, V1_MAX_LEN,
-    V2_FIXED_LEN, V2_MAX_PAYLOAD,
+    encode_v2, parse, Parsed, ProxyError, ProxyHeader, ProxyProtocolMode, V1_MAX_LEN, V2_FIXED_LEN,
+    V2_MAX_PAYLOAD,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -84,7 +84,11 @@ fuzz_target!(|data: &[u8]| {
         ProxyProtocolMode::V2,
         ProxyProtocolMode::Auto,
     ] {
-        assert_eq!(feed(payload, mode, &pieces), feed(payload, mode, &whole), "{mode:?}");
+        assert_eq!(
+            feed(payload, mode, &pieces),
+            feed(payload, mode, &whole),
+            "{mode:?}"
+        );
     }
 
     // Round trips.

@@ -53,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let pieces = ferrule_fuzz::fragments(seed, payload.len());
     let whole = ferrule_fuzz::fragments(0, payload.len());
-    assert_eq!(feed(payload, &limits, &pieces).0, feed(payload, &limits, &whole).0);
+    assert_eq!(
+        feed(payload, &limits, &pieces).0,
+        feed(payload, &limits, &whole).0
+    );
 
     // Raw round trip: `\0`-separated key/value pairs from the input, the tail as the body.
     let mut parts = payload.split(|&b| b == 0);
@@ -88,14 +91,24 @@ fuzz_target!(|data: &[u8]| {
             .collect();
         let mut key = b"HTTP_".to_vec();
         key.extend_from_slice(&name);
-        let value: Vec<u8> = chunk.iter().map(|&b| if b < 0x20 || b == 0x7f { b'.' } else { b }).collect();
+        let value: Vec<u8> = chunk
+            .iter()
+            .map(|&b| if b < 0x20 || b == 0x7f { b'.' } else { b })
+            .collect();
         owned.push((key, value));
     }
     let vars: Vec<(&[u8], &[u8])> = owned.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     let mut input = encode_packet(&vars);
     input.extend_from_slice(body);
-    let (answer, req) = feed(&input, &UwsgiLimits::default(), &ferrule_fuzz::fragments(seed, input.len()));
-    assert!(matches!(answer, Some(Ok((_, ref rest))) if rest == body), "{answer:?}");
+    let (answer, req) = feed(
+        &input,
+        &UwsgiLimits::default(),
+        &ferrule_fuzz::fragments(seed, input.len()),
+    );
+    assert!(
+        matches!(answer, Some(Ok((_, ref rest))) if rest == body),
+        "{answer:?}"
+    );
     let req = req.expect("accepted");
     let env = req.cgi_variables(&ferrule_fuzz::conn_info(false));
     for (i, (key, _)) in env.iter().enumerate() {
@@ -103,11 +116,17 @@ fuzz_target!(|data: &[u8]| {
         if let EnvKey::Http(h) = key {
             let name = h.strip_prefix(b"HTTP_").expect("HTTP_ prefix");
             assert!(!name.is_empty());
-            assert!(name.iter().all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'));
+            assert!(name
+                .iter()
+                .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'));
             assert!(name != b"CONTENT_TYPE" && name != b"CONTENT_LENGTH");
         }
     }
-    let get = |k: CgiKey| env.iter().find(|(x, _)| *x == EnvKey::Cgi(k)).map(|(_, v)| v.as_ref());
+    let get = |k: CgiKey| {
+        env.iter()
+            .find(|(x, _)| *x == EnvKey::Cgi(k))
+            .map(|(_, v)| v.as_ref())
+    };
     assert_eq!(get(CgiKey::RequestMethod), Some(&b"POST"[..]));
     assert_eq!(get(CgiKey::PathInfo), Some(&b"/p q"[..]));
     assert_eq!(get(CgiKey::QueryString), Some(&b"x=1"[..]));

@@ -252,10 +252,101 @@ class _PathList(_Kind):
 
 
 class _Flag(_Kind):
+    _WORDS = {"1": True, "true": True, "yes": True, "on": True,
+              "0": False, "false": False, "no": False, "off": False}
+
+    def parse(self, text: str) -> Any:
+        """From an environment variable or a config file string: true/false, 1/0, yes/no."""
+        try:
+            return self._WORDS[text.strip().lower()]
+        except KeyError:
+            raise ValueError(f"expected true or false, got {text!r}") from None
+
     def check(self, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"expected True or False, got {value!r}")
         return value
+
+
+#: One access-log directive, `%(NAME)s` (gunicorn's syntax; Rust compiles it, server/access.rs).
+_ACCESS_DIRECTIVE = re.compile(r"%\((\{[^}]*\}[ioe]|[^)]*)\)[sd]|%%|%")
+_ACCESS_ATOMS = frozenset("h l u t r m U q H s b B f a T M D L p".split())
+
+
+class _AccessFormat(_Text):
+    """gunicorn's access_log_format: literal text and `%(NAME)s` directives."""
+
+    def __init__(self) -> None:
+        super().__init__("FORMAT")
+
+    def check(self, value: Any) -> Any:
+        value = super().check(value)
+        for m in _ACCESS_DIRECTIVE.finditer(value):
+            if m.group(0) == "%%":
+                continue
+            name = m.group(1)
+            if name is None:
+                raise ValueError(
+                    f"a '%' must start %(NAME)s or be doubled as %%, at {value[m.start():][:12]!r}"
+                )
+            if name not in _ACCESS_ATOMS and not re.fullmatch(r"\{[^}]+\}[ioe]", name):
+                raise ValueError(f"unknown directive %({name})s")
+        return value
+
+    def describe_default(self, value: Any) -> str:
+        return value
+
+
+class _Dict(_Kind):
+    """A mapping (config files only), e.g. gunicorn's logconfig_dict."""
+
+    def check(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise ValueError(f"expected a table/dict, got {value!r}")
+        return dict(value)
+
+
+class _Specs(_Kind):
+    """Repeatable `pkg.module:callable` names (middleware)."""
+
+    metavar = "MODULE:FACTORY"
+
+    def check(self, value: Any) -> Any:
+        items = (value,) if isinstance(value, str) else value
+        try:
+            items = tuple(items)
+        except TypeError:
+            raise ValueError(f"expected a list of MODULE:FACTORY, got {value!r}") from None
+        for item in items:
+            if not isinstance(item, str) or ":" not in item or not item.strip():
+                raise ValueError(f"expected MODULE:FACTORY, got {item!r}")
+        return items
+
+    def describe_default(self, value: Any) -> str:
+        return ",".join(value) or "none"
+
+
+class _Hooks(_Kind):
+    """gunicorn server hooks by name (functions in a Python config file)."""
+
+    def check(self, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError(f"expected a mapping of hook names to functions, got {value!r}")
+        from ferrule.compat import HOOKS
+
+        for name, fn in value.items():
+            if name not in HOOKS:
+                raise ValueError(f"unknown server hook {name!r}")
+            if not callable(fn):
+                raise ValueError(f"hook {name!r} is not callable")
+        return dict(value)
+
+    def describe_default(self, value: Any) -> str:
+        return ", ".join(value or ()) or "none"
 
 
 # --- the table ---------------------------------------------------------------------------------
@@ -359,6 +450,24 @@ class Config:
         "Comma-separated directories put in front of sys.path before loading the app.",
         SECTION_APP,
         flags=("--pythonpath",),
+        rust=False,
+    )
+    middleware: tuple[str, ...] = _option(
+        (),
+        _Specs(),
+        "Wrap the app in this WSGI middleware, 'pkg.module:factory' called as app = "
+        "factory(app); repeat to stack them: the first given wraps the app first (innermost).",
+        SECTION_APP,
+        flags=("--middleware",),
+        rust=False,
+        repeat=True,
+    )
+    hooks: dict[str, Any] | None = _option(
+        None,
+        _Hooks(),
+        "gunicorn server hooks (functions named on_starting, post_fork, ... in a Python config "
+        "file).",
+        SECTION_APP,
         rust=False,
     )
     bind: tuple[str, ...] = _option(
@@ -587,12 +696,59 @@ class Config:
         SECTION_LOGGING,
         flags=("--access-logfile", "--access-log"),
     )
+    access_log_format: str = _option(
+        '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
+        _AccessFormat(),
+        "Access log line, gunicorn's directives: %(h)s peer, %(l)s '-', %(u)s Basic-auth user, "
+        "%(t)s time, %(r)s request line, %(m)s method, %(U)s path, %(q)s query, %(H)s protocol, "
+        "%(s)s status, %(B)s bytes, %(b)s bytes or '-', %(f)s referer, %(a)s user agent, "
+        "%(T)s/%(M)s/%(D)s/%(L)s duration in s/ms/us/decimal s, %(p)s pid, %({name}i)s request "
+        "header, %({name}o)s response header, %({VAR}e)s CGI variable; %% for '%'.",
+        SECTION_LOGGING,
+        flags=("--access-logformat", "--access-log-format"),
+    )
+    access_log_json: bool = _option(
+        False,
+        _Flag(),
+        "Write the access log as one JSON object per request (keys: time, remote_addr, "
+        "remote_port, method, path, query, protocol, status, bytes, duration_ms, referer, "
+        "user_agent, pid) instead of --access-logformat.",
+        SECTION_LOGGING,
+        flags=("--access-log-json",),
+    )
     error_log: str = _option(
         "-",
         _Text("PATH"),
         "Write the error log to this file ('-' for stderr).",
         SECTION_LOGGING,
         flags=("--error-logfile", "--log-file"),
+    )
+    capture_output: bool = _option(
+        False,
+        _Flag(),
+        "Send the app's stdout and stderr (file descriptors 1 and 2, so C extensions and "
+        "subprocesses too) to the error log, one line per line written, at INFO.",
+        SECTION_LOGGING,
+        flags=("--capture-output",),
+        rust=False,
+    )
+    log_config: str | None = _option(
+        None,
+        _Text("FILE", optional=True),
+        "Configure Python's logging (the app's loggers) from this file at start: a "
+        "logging.config.dictConfig in JSON (.json) or TOML (.toml), else an INI file for "
+        "logging.config.fileConfig (gunicorn's --log-config). ferrule's own log is not affected.",
+        SECTION_LOGGING,
+        flags=("--log-config", "--log-config-json"),
+        rust=False,
+    )
+    log_config_dict: dict[str, Any] | None = _option(
+        None,
+        _Dict(),
+        "A logging.config.dictConfig dict (config files only: gunicorn's logconfig_dict); "
+        "applied after --log-config.",
+        SECTION_LOGGING,
+        rust=False,
     )
     server_header: str = _option(
         "ferrule",
@@ -688,8 +844,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     groups = {section: parser.add_argument_group(section) for section in SECTIONS}
     for spec in OPTIONS:
         group = groups[spec.section]
-        if spec.positional:
-            group.add_argument(spec.name, metavar=spec.metavar, help=_help_text(spec))
+        if spec.positional:  # optional here: a config file or FERRULE_APP may name it
+            group.add_argument(spec.name, metavar=spec.metavar, nargs="?", help=_help_text(spec))
         elif spec.flags and isinstance(spec.kind, _Flag):
             group.add_argument(
                 *spec.flags,
@@ -754,6 +910,17 @@ def option_label(name: str) -> str:
     if spec is None or spec.positional or not spec.flags:
         return name.upper() if spec is not None and spec.positional else name
     return next((f for f in spec.flags if f.startswith("--")), spec.flags[0])
+
+
+def option_flags(name: str) -> tuple[str, ...]:
+    """The command-line flags of an option (empty for config-file-only options)."""
+    spec = _BY_NAME.get(name)
+    return spec.flags if spec is not None else ()
+
+
+def option_spec(name: str) -> OptionSpec | None:
+    """The spec of an option by config name, or None."""
+    return _BY_NAME.get(name)
 
 
 def iter_cli_options() -> Iterator[OptionSpec]:

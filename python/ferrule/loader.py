@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, Callable
 
-__all__ = ["AppLoadError", "load_app", "parse_app_spec", "prepare_sys_path"]
+__all__ = ["AppLoadError", "load_app", "parse_app_spec", "prepare_sys_path", "wrap_middleware"]
 
 #: Attribute names tried, in order, when APP names only a module.
 DEFAULT_APP_NAMES = ("application", "app")
@@ -293,3 +293,50 @@ def load_app(
     if not callable(obj):
         raise AppLoadError(f"{label} is not callable: it is a {type(obj).__name__}")
     return obj  # type: ignore[no-any-return]
+
+
+def wrap_middleware(app: Callable[..., Any], specs: Sequence[str]) -> Callable[..., Any]:
+    """Wraps `app` in each `--middleware` in order, the WSGI way: ``app = factory(app)``.
+
+    A spec is ``pkg.module:factory`` (or a file path, as for APP) found with the APP rules;
+    ``pkg.module:factory(key="value")`` passes literal arguments after the app. The first spec
+    wraps the app first (it is the innermost). Errors are `AppLoadError`s naming the middleware.
+    """
+    for spec in specs:
+        try:
+            parsed = parse_app_spec(spec)
+        except AppLoadError as e:
+            raise AppLoadError(f"middleware {spec!r}: {e}") from None
+        if parsed.attrs is None:
+            raise AppLoadError(f"middleware {spec!r}: name the factory as MODULE:FACTORY")
+        try:
+            if _is_file_at_load(parsed):
+                module = _load_file(parsed.module)
+                where = f"file {parsed.module!r}"
+            else:
+                module = _import_module(parsed.module)
+                where = f"module {parsed.module!r}"
+            factory = _resolve(module, where, parsed.module, parsed.attrs)
+        except AppLoadError as e:
+            raise AppLoadError(
+                f"middleware {spec!r}: {e}", show_traceback=e.show_traceback
+            ) from e.__cause__
+        if not callable(factory):
+            raise AppLoadError(
+                f"middleware {spec!r}: {'.'.join(parsed.attrs)} is not callable "
+                f"({type(factory).__name__})"
+            )
+        args, kwargs = parsed.call if parsed.call is not None else ((), {})
+        try:
+            wrapped = factory(app, *args, **kwargs)
+        except (Exception, SystemExit) as e:
+            raise AppLoadError(
+                f"middleware {spec!r}: calling it raised {type(e).__name__}: {e}",
+                show_traceback=True,
+            ) from e
+        if not callable(wrapped):
+            raise AppLoadError(
+                f"middleware {spec!r} returned a {type(wrapped).__name__}, not a WSGI callable"
+            )
+        app = wrapped
+    return app

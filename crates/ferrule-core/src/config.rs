@@ -98,6 +98,9 @@ pub struct ServerConfig {
     pub workers: usize,
     /// On HUP, replace workers one at a time (at most one extra worker at any moment).
     pub reload_one_by_one: bool,
+    /// Each worker listens on its own `SO_REUSEPORT` socket bound to the same address (the
+    /// kernel spreads connections evenly); the master only holds the address.
+    pub reuse_port: bool,
     /// Recycle a worker after this many requests (plus jitter); 0 = never. Needs a master.
     pub max_requests: u64,
     /// Random extra requests, `0..=max_requests_jitter`, drawn once per worker.
@@ -154,6 +157,7 @@ impl Default for ServerConfig {
             threads: DEFAULT_THREADS,
             workers: DEFAULT_WORKERS,
             reload_one_by_one: false,
+            reuse_port: false,
             max_requests: DEFAULT_MAX_REQUESTS,
             max_requests_jitter: DEFAULT_MAX_REQUESTS_JITTER,
             max_worker_memory: DEFAULT_MAX_WORKER_MEMORY_MIB,

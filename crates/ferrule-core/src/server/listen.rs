@@ -2,8 +2,20 @@
 //! used), with `SO_REUSEADDR` (restart without waiting for TIME_WAIT), `IPV6_V6ONLY` on IPv6
 //! sockets (so `[::]:P` and `0.0.0.0:P` can both be bound), the configured backlog, and
 //! non-blocking mode for the runtime.
+//!
+//! `fd://N` adopts descriptor N, already bound and listening, from whoever started us: systemd
+//! socket activation (`sd_listen_fds(3)`: the sockets are descriptors 3, 4, …; the Python CLI
+//! turns `LISTEN_FDS` into `fd://` binds) or an old master handing its sockets to the new one
+//! on USR2. The descriptor must be a listening stream socket (`SO_TYPE` = `SOCK_STREAM`,
+//! `SO_ACCEPTCONN` = 1) of the IPv4 or IPv6 family; anything else is refused with an error
+//! saying what it is. It becomes close-on-exec like every socket we create.
+//!
+//! `reuse_port` (`--reuse-port`) sets `SO_REUSEPORT`, so several sockets can be bound to the
+//! same address and the kernel spreads new connections over them (each worker gets its own:
+//! see [`bind_reserved`] and [`rebind_reuse_port`]).
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -35,24 +47,124 @@ pub fn resolve(spec: &str) -> std::io::Result<SocketAddr> {
     })
 }
 
-/// Binds and listens on `spec`; the listener is non-blocking.
+/// The descriptor number of an `fd://N` bind, `None` for an address.
+pub fn fd_spec(spec: &str) -> Option<Result<i32, BindError>> {
+    let digits = spec.strip_prefix("fd://")?;
+    Some(digits.parse::<i32>().ok().filter(|n| *n >= 0).ok_or_else(|| BindError {
+        address: spec.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "expected fd://N with N a descriptor number",
+        ),
+    }))
+}
+
+/// Binds and listens on `spec` (or adopts `fd://N`); the listener is non-blocking.
 pub fn bind(spec: &str, backlog: u32) -> Result<TcpListener, BindError> {
+    bind_with(spec, backlog, false, true)
+}
+
+/// Binds `spec` with `SO_REUSEPORT` but does not listen: the address (port 0 resolved) is
+/// held, yet no connection is queued on this socket. A master with `--reuse-port` keeps these,
+/// and each worker binds its own listening socket to the same address
+/// ([`rebind_reuse_port`]). `fd://N` is adopted as is (it listens already).
+pub fn bind_reserved(spec: &str, backlog: u32) -> Result<TcpListener, BindError> {
+    bind_with(spec, backlog, true, false)
+}
+
+fn bind_with(
+    spec: &str,
+    backlog: u32,
+    reuse_port: bool,
+    listen: bool,
+) -> Result<TcpListener, BindError> {
     let err = |source| BindError {
         address: spec.to_owned(),
         source,
     };
-    let addr = resolve(spec).map_err(err)?;
-    let socket =
-        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
-    socket.set_reuse_address(true).map_err(err)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true).map_err(err)?;
+    if let Some(fd) = fd_spec(spec) {
+        return adopt(fd?).map_err(err);
     }
+    let addr = resolve(spec).map_err(err)?;
+    let socket = new_socket(addr, reuse_port).map_err(err)?;
     socket.bind(&addr.into()).map_err(err)?;
-    socket
-        .listen(i32::try_from(backlog).unwrap_or(i32::MAX))
-        .map_err(err)?;
+    if listen {
+        socket
+            .listen(i32::try_from(backlog).unwrap_or(i32::MAX))
+            .map_err(err)?;
+    }
     socket.set_nonblocking(true).map_err(err)?;
+    Ok(socket.into())
+}
+
+fn new_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    Ok(socket)
+}
+
+/// A worker's own listening socket, with `SO_REUSEPORT`, bound to the address of `reserved`
+/// (a socket from [`bind_reserved`], which its master keeps).
+pub fn rebind_reuse_port(reserved: &TcpListener, backlog: u32) -> std::io::Result<TcpListener> {
+    let addr = reserved.local_addr()?;
+    let socket = new_socket(addr, true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// True for a socket that listens (`SO_ACCEPTCONN`): false for [`bind_reserved`]'s sockets.
+pub fn is_listening(listener: &TcpListener) -> bool {
+    socket2::SockRef::from(listener)
+        .is_listener()
+        .unwrap_or(false)
+}
+
+/// Takes descriptor `fd` as a listener, after checking it is one (module docs).
+fn adopt(fd: i32) -> std::io::Result<TcpListener> {
+    let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+    // SAFETY: F_GETFD only reads the descriptor's flags; it fails with EBADF when `fd` is not
+    // open, which we check before taking ownership.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(invalid(format!("descriptor {fd} is not open ({e})")));
+    }
+    // SAFETY: `fd` is open (checked above) and, by the caller's contract (fd://N names a
+    // descriptor handed to this process for it), owned by nobody else in this process.
+    let socket = Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let not_socket = |e: std::io::Error| {
+        if e.raw_os_error() == Some(libc::ENOTSOCK) {
+            invalid(format!("descriptor {fd} is not a socket"))
+        } else {
+            e
+        }
+    };
+    let kind = socket.r#type().map_err(not_socket)?;
+    if kind != Type::STREAM {
+        return Err(invalid(format!(
+            "descriptor {fd} is not a stream socket (SO_TYPE {kind:?})"
+        )));
+    }
+    let domain = socket.domain()?;
+    if domain != Domain::IPV4 && domain != Domain::IPV6 {
+        return Err(invalid(format!(
+            "descriptor {fd} is not a TCP socket ({domain:?}); only TCP is supported"
+        )));
+    }
+    if !socket.is_listener()? {
+        return Err(invalid(format!(
+            "descriptor {fd} is a socket that does not listen (SO_ACCEPTCONN is 0)"
+        )));
+    }
+    socket.set_cloexec(true)?;
+    socket.set_nonblocking(true)?;
     Ok(socket.into())
 }
 
@@ -83,6 +195,49 @@ mod tests {
         let addr = l.local_addr().unwrap().to_string();
         let e = bind(&addr, 16).unwrap_err();
         assert_eq!(e.source.kind(), std::io::ErrorKind::AddrInUse, "{e}");
+    }
+
+    #[test]
+    fn fd_specs() {
+        assert!(fd_spec("127.0.0.1:80").is_none());
+        assert_eq!(fd_spec("fd://3").unwrap().unwrap(), 3);
+        assert!(fd_spec("fd://x").unwrap().is_err());
+        assert!(fd_spec("fd://-1").unwrap().is_err());
+    }
+
+    #[test]
+    fn adopts_a_listening_socket_and_refuses_others() {
+        use std::os::fd::{AsRawFd, IntoRawFd};
+        let l = bind("127.0.0.1:0", 16).unwrap();
+        let addr = l.local_addr().unwrap();
+        let fd = l.into_raw_fd();
+        let adopted = bind(&format!("fd://{fd}"), 16).unwrap();
+        assert_eq!(adopted.local_addr().unwrap(), addr);
+        assert!(is_listening(&adopted));
+
+        let reserved = bind_reserved("127.0.0.1:0", 16).unwrap();
+        assert!(!is_listening(&reserved));
+        let e = bind(&format!("fd://{}", reserved.as_raw_fd()), 16).unwrap_err();
+        assert!(e.to_string().contains("does not listen"), "{e}");
+        std::mem::forget(reserved); // adopt's refusal closed it already
+
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let e = bind(&format!("fd://{}", udp.into_raw_fd()), 16).unwrap_err();
+        assert!(e.to_string().contains("not a stream socket"), "{e}");
+
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        let e = bind(&format!("fd://{}", file.into_raw_fd()), 16).unwrap_err();
+        assert!(e.to_string().contains("not a socket"), "{e}");
+    }
+
+    #[test]
+    fn reuse_port_sockets_share_the_reserved_address() {
+        let reserved = bind_reserved("127.0.0.1:0", 16).unwrap();
+        let a = rebind_reuse_port(&reserved, 16).unwrap();
+        let b = rebind_reuse_port(&reserved, 16).unwrap();
+        assert_eq!(a.local_addr().unwrap(), reserved.local_addr().unwrap());
+        assert_eq!(b.local_addr().unwrap(), reserved.local_addr().unwrap());
+        assert!(is_listening(&a) && is_listening(&b));
     }
 
     #[test]

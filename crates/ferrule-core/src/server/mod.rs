@@ -98,6 +98,45 @@ pub struct Server {
     master: Option<Arc<crate::supervise::MasterLink>>,
 }
 
+/// Binds every address of `config.bind` (adopting `fd://N` descriptors) and logs `Listening
+/// at: http://ADDR (PID)` for each. With `reserve` (a master with `reuse_port`), addresses are
+/// bound with `SO_REUSEPORT` but not listened on: each worker listens on its own socket
+/// ([`listen::rebind_reuse_port`]).
+pub fn bind_listeners(
+    config: &ServerConfig,
+    reserve: bool,
+) -> Result<(Vec<std::net::TcpListener>, Vec<SocketAddr>), ServeError> {
+    let mut listeners = Vec::with_capacity(config.bind.len());
+    let mut addrs = Vec::with_capacity(config.bind.len());
+    let mut fds = Vec::new();
+    for spec in &config.bind {
+        // The same descriptor twice would have two owners (and be closed twice).
+        if let Some(Ok(fd)) = listen::fd_spec(spec) {
+            if fds.contains(&fd) {
+                return Err(ServeError {
+                    message: format!("cannot bind {spec}: the descriptor is listed twice"),
+                });
+            }
+            fds.push(fd);
+        }
+        let bound = if reserve {
+            listen::bind_reserved(spec, config.backlog)
+        } else {
+            listen::bind(spec, config.backlog)
+        };
+        let listener = bound.map_err(|e| ServeError {
+            message: e.to_string(),
+        })?;
+        let addr = listener.local_addr().map_err(|e| ServeError {
+            message: format!("cannot bind {spec}: {e}"),
+        })?;
+        log::info!("Listening at: http://{addr} ({})", std::process::id());
+        listeners.push(listener);
+        addrs.push(addr);
+    }
+    Ok((listeners, addrs))
+}
+
 /// What every connection task shares: read-only after start, so no lock on the hot path.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -123,19 +162,7 @@ impl Server {
         config.validate().map_err(|e| ServeError {
             message: e.to_string(),
         })?;
-        let mut listeners = Vec::with_capacity(config.bind.len());
-        let mut addrs = Vec::with_capacity(config.bind.len());
-        for spec in &config.bind {
-            let listener = listen::bind(spec, config.backlog).map_err(|e| ServeError {
-                message: e.to_string(),
-            })?;
-            let addr = listener.local_addr().map_err(|e| ServeError {
-                message: format!("cannot bind {spec}: {e}"),
-            })?;
-            log::info!("Listening at: http://{addr} ({})", std::process::id());
-            listeners.push(listener);
-            addrs.push(addr);
-        }
+        let (listeners, addrs) = bind_listeners(&config, false)?;
         let access = AccessLog::open(&config)
             .map_err(|e| ServeError {
                 message: e.to_string(),

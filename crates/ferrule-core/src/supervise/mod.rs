@@ -10,13 +10,16 @@
 //! thread, so a process with other threads (a tokio pool, a logger thread) could fork while one
 //! of them holds a lock the child then waits on forever. Files: `master` (the loop), `signals`
 //! (the self-pipe), `pipe` (worker → master messages), `recycle` (a worker asking to be
-//! replaced: max requests, memory), `notify` (systemd's `sd_notify`).
+//! replaced: max requests, memory), `notify` (systemd's `sd_notify`), `reexec` (USR2: a new
+//! master over the same sockets), `title` (what `ps` shows).
 
 mod master;
 pub mod notify;
 pub mod pipe;
 pub mod recycle;
+pub mod reexec;
 pub mod signals;
+pub mod title;
 
 use std::net::TcpListener;
 
@@ -81,6 +84,16 @@ impl SuperviseError {
     }
 }
 
+/// What the master needs besides the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct MasterOptions {
+    /// How to start a new master on USR2; `None`: USR2 is logged and ignored.
+    pub reexec: Option<reexec::Reexec>,
+    /// The master this one replaces (started by its USR2): sent TERM once every initial
+    /// worker of this master is ready.
+    pub old_master: Option<libc::pid_t>,
+}
+
 /// Runs the master over `listeners` (see the module docs). Call from a single-threaded
 /// process; `hooks` run around every fork.
 pub fn supervise(
@@ -88,5 +101,15 @@ pub fn supervise(
     listeners: Vec<TcpListener>,
     hooks: &mut dyn ForkHooks,
 ) -> Result<Role, SuperviseError> {
-    master::Master::new(config, listeners, hooks)?.run()
+    supervise_with(config, listeners, hooks, MasterOptions::default())
+}
+
+/// [`supervise`] with [`MasterOptions`].
+pub fn supervise_with(
+    config: &ServerConfig,
+    listeners: Vec<TcpListener>,
+    hooks: &mut dyn ForkHooks,
+    options: MasterOptions,
+) -> Result<Role, SuperviseError> {
+    master::Master::new(config, listeners, hooks, options)?.run()
 }
