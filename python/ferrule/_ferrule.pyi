@@ -55,11 +55,22 @@ class RequestTimeout(BaseException):
     """Raised in an application thread whose request ran past `--timeout` (the client already
     got 504). A BaseException, so `except Exception:` in an app does not swallow it."""
 
-def supervise(config_json: str) -> int | Worker:
+def supervise(
+    config_json: str,
+    argv: list[str] | None = None,
+    cwd: str | None = None,
+    old_master: int | None = None,
+) -> int | Worker:
     """Binds the listeners (logging `Listening at`), then runs the master: forks the workers and
     supervises them. Returns twice, like `os.fork()`: the master's exit code in the master when
     it is done, a `Worker` in each forked worker. Call from the main thread with no other
-    threads running."""
+    threads running. `argv` (program first) and `cwd` let USR2 start a new master over the same
+    sockets; `old_master` is the master this one replaces (sent TERM once its workers are
+    ready)."""
+
+def set_process_title(title: str, comm: str) -> bool:
+    """Sets what `ps` shows for this process (cut to the original command line's length) and
+    its short name (`comm`, 15 bytes at most). False when the title could not be set."""
 
 def log(level: str, message: str) -> None:
     """One line on the error log; level is debug, info, warning, error or critical."""

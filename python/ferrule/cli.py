@@ -14,14 +14,14 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, Callable
 
+from ferrule import compat, sources
 from ferrule.config import (
     Config,
-    ConfigError,
     add_arguments,
-    config_from_namespace,
-    option_label,
 )
-from ferrule.loader import AppLoadError, load_app
+from ferrule.loader import AppLoadError, load_app, wrap_middleware
+from ferrule.logsetup import LogSetupError, apply_log_config
+from ferrule.process import Launch, ProcessError, prepare
 
 __all__ = ["build_parser", "main"]
 
@@ -32,10 +32,27 @@ def _version() -> str:
     return __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_gunicorn_flags(parser: argparse.ArgumentParser) -> None:
+    """gunicorn's flags that are no ferrule option: accepted (not shown in --help), and
+    warned about (`sources.gunicorn_flag_warnings`). See docs/migrating.md."""
+    taken = set(parser._option_string_actions)
+    for gs in compat.GUNICORN_SETTINGS:
+        flags = [f for f in gs.flags if f not in taken]
+        if not flags or len(flags) != len(gs.flags):
+            continue  # a ferrule option (or command flag) already has these flags
+        kwargs: dict[str, Any] = {"dest": f"gunicorn_{gs.name}", "help": argparse.SUPPRESS}
+        if not gs.takes_value:
+            kwargs.update(action="store_const", const=True, default=None)
+        else:
+            kwargs.update(action="append" if gs.repeat else "store", default=None)
+        parser.add_argument(*flags, **kwargs)
+        taken.update(flags)
+
+
+def build_parser(prog: str = "ferrule") -> argparse.ArgumentParser:
     """The parser: every option from ferrule.config, plus the command-only flags."""
     parser = argparse.ArgumentParser(
-        prog="ferrule",
+        prog=prog,
         description=(
             "Serve a WSGI application with ferrule. BYTES values accept K, M and G suffixes "
             "(powers of 1024); SECS values may be fractional."
@@ -46,9 +63,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--check-config",
         action="store_true",
-        help="Check the options and load the app, then exit (0 if all is well) without serving.",
+        help="Check the options and load the app, then exit (0 if all is well) without "
+        "serving; prints the configuration sources it read.",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="Print the effective configuration as TOML, each value with its source, and exit.",
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="Read settings from FILE: ferrule.toml (or any .toml), pyproject.toml ([tool.ferrule]) "
+        "or a Python file such as gunicorn.conf.py (gunicorn's setting names and server hooks); "
+        "'python:MODULE' imports a module. Without -c: ./ferrule.toml, ./pyproject.toml with "
+        "[tool.ferrule], or ./gunicorn.conf.py, the first found; -c '' reads none. Priority, "
+        "lowest first: defaults, WEB_CONCURRENCY/PORT, the file, FERRULE_<OPTION> variables, "
+        "FERRULE_CMD_ARGS, the command line.",
     )
     add_arguments(parser)
+    _add_gunicorn_flags(parser)
     return parser
 
 
@@ -59,13 +95,16 @@ def _fail(message: str) -> int:
 
 
 def _run_workers(
-    config: Config, load: Callable[[], Callable[..., Any]], app: Callable[..., Any] | None
+    config: Config,
+    load: Callable[[], Callable[..., Any]],
+    app: Callable[..., Any] | None,
+    launch: Launch | None = None,
 ) -> int:
     """A master and its workers (`Config.uses_master`); returns the master's exit code."""
     try:
         from ferrule.server import run_workers
 
-        return run_workers(config, load, app)
+        return run_workers(config, load, app, launch=launch)
     except ImportError as e:
         if getattr(e, "name", None) == "ferrule._ferrule":
             return _fail(f"the ferrule extension module is not built or not importable: {e}")
@@ -78,8 +117,10 @@ class _PidFile:
     """`--pid FILE`: this process's pid in FILE while it serves (written atomically, removed
     at exit if it still names us); refused when FILE names another live process."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, replaces: int | None = None) -> None:
         self.path = path
+        #: The old master a USR2 re-exec replaces: its pid in FILE is expected, not a conflict.
+        self.replaces = replaces
 
     def write(self) -> None:
         if self.path is None:
@@ -89,7 +130,7 @@ class _PidFile:
                 other = int(f.read().strip() or "0")
         except (OSError, ValueError):
             other = 0
-        if other > 0 and other != os.getpid():
+        if other > 0 and other != os.getpid() and other != self.replaces:
             try:
                 os.kill(other, 0)
             except ProcessLookupError:
@@ -117,36 +158,64 @@ class _PidFile:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    environ = os.environ
     try:
-        config = config_from_namespace(args)
-    except ConfigError as e:
-        parser.error(f"{option_label(e.option)}: {e.message}")  # exits 2
+        extra = sources.cmd_args(environ)
+    except sources.SourceError as e:
+        parser.error(str(e))  # exits 2
+    env_args = build_parser(prog=f"ferrule ({sources.CMD_ARGS_VAR})").parse_args(extra)
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    try:
+        resolved = sources.resolve(env_args, args, environ)
+    except sources.SourceError as e:
+        parser.error(str(e))  # exits 2
+    config = resolved.config
+    for warning in resolved.warnings:
+        sys.stderr.write(f"ferrule: warning: {warning}\n")
+    if args.print_config:
+        sys.stdout.write(sources.config_to_toml(resolved))
+        return 0
+    if config.app is None:
+        parser.error("the following arguments are required: APP")
+    if args.check_config:
+        sys.stdout.write("ferrule: configuration sources, lowest priority first:\n")
+        for source in resolved.checked:
+            sys.stdout.write(f"  {source}\n")
+    try:
+        # Socket activation, USR2 hand-over, --umask, --daemon (see ferrule.process).
+        config, launch = prepare(config, detach=not args.check_config)
+    except ProcessError as e:
+        return _fail(str(e))
     if args.check_config or config.pid_file is None:
-        return _main(args, config)
-    pid_file = _PidFile(config.pid_file)
+        return _main(args, config, launch)
+    pid_file = _PidFile(config.pid_file, replaces=launch.old_master)
     try:
         pid_file.write()
     except OSError as e:
         return _fail(str(e))
     # A forked worker leaves with os._exit and never gets here: only this process removes it.
     try:
-        return _main(args, config)
+        return _main(args, config, launch)
     finally:
         pid_file.remove()
 
 
-def _main(args: argparse.Namespace, config: Config) -> int:
+def _main(args: argparse.Namespace, config: Config, launch: Launch) -> int:
     """Loads the app and serves it (see `main`)."""
     assert config.app is not None  # the positional is required
     app_spec = config.app
 
     def load() -> Callable[..., Any]:
-        return load_app(app_spec, chdir=config.chdir, pythonpath=config.pythonpath)
+        try:
+            apply_log_config(config.log_config, config.log_config_dict)
+        except LogSetupError as e:
+            raise AppLoadError(str(e)) from None
+        app = load_app(app_spec, chdir=config.chdir, pythonpath=config.pythonpath)
+        return wrap_middleware(app, config.middleware)
 
     if config.uses_master and not config.preload and not args.check_config:
         # Each worker loads the app; the master reports a load error once (exit 1).
-        return _run_workers(config, load, None)
+        return _run_workers(config, load, None, launch)
     try:
         app = load()
     except AppLoadError as e:
@@ -157,7 +226,7 @@ def _main(args: argparse.Namespace, config: Config) -> int:
         sys.stdout.write(f"ferrule: configuration OK, app {config.app!r} loaded\n")
         return 0
     if config.uses_master:
-        return _run_workers(config, load, app)
+        return _run_workers(config, load, app, launch)
     try:
         from ferrule.server import run
 

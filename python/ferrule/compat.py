@@ -28,6 +28,8 @@ __all__ = ["GUNICORN_SETTINGS", "HOOKS", "GunicornSetting", "by_name", "markdown
 
 def _bind(value: Any) -> Any:
     """gunicorn binds: a string or a list; a bare HOST means HOST:8000 (gunicorn's default)."""
+    if not isinstance(value, (str, list, tuple)):
+        return value  # the option's check reports it
     items = [value] if isinstance(value, str) else list(value)
     out = []
     for item in items:
@@ -350,7 +352,9 @@ GUNICORN_SETTINGS: tuple[GunicornSetting, ...] = (
         target="http2_initial_window_size",
         planned=_H2,
     ),
-    _s("http2_max_frame_size", "--http2-max-frame-size", target="http2_max_frame_size", planned=_H2),
+    _s(
+        "http2_max_frame_size", "--http2-max-frame-size", target="http2_max_frame_size", planned=_H2
+    ),
     _s(
         "http2_max_header_list_size",
         "--http2-max-header-list-size",
@@ -429,14 +433,15 @@ def markdown_table(options: Sequence[str], flags_of: Callable[[str], Sequence[st
     lines = ["| gunicorn setting | flags | ferrule |", "|---|---|---|"]
     for s in GUNICORN_SETTINGS:
         flags = ", ".join(f"`{f}`" for f in s.flags) or "(config file only)"
-        target, warning = resolve(s, options)
+        target, _ = resolve(s, options)
         if target in ("config", "check_config", "print_config", "app"):
             what = "same" if target != "app" else "the APP argument"
         elif target is not None:
             ours = [f for f in flags_of(target) if f not in s.flags]
             same = "same" if not ours else "same; also " + ", ".join(f"`{f}`" for f in ours)
-            what = f"`{target}`: {same}" + (" (0 keeps ferrule's limit)" if s.convert and
-                                            "limit" in s.name else "")
+            what = f"`{target}`: {same}" + (
+                " (0 keeps ferrule's limit)" if s.convert and "limit" in s.name else ""
+            )
         elif s.planned is not None:
             what = f"accepted, warns: not implemented yet ({s.planned})"
         else:

@@ -24,6 +24,7 @@ import math
 import os
 import re
 import sys
+import types
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -200,8 +201,12 @@ class _HeaderValue(_Kind):
 _PORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.%\w]+\]|[^\[\]:]+):([0-9]{1,5})$")
 
 
+_FD_RE = re.compile(r"^fd://([0-9]{1,9})$")
+
+
 class _Binds(_Kind):
-    """One or more listen addresses, `HOST:PORT` or `[IPV6]:PORT`; port 0 picks a free port."""
+    """One or more listen addresses, `HOST:PORT` or `[IPV6]:PORT` (port 0 picks a free port),
+    or `fd://N`: descriptor N, a listening TCP socket handed over by the parent (systemd)."""
 
     metavar = "ADDRESS"
 
@@ -216,8 +221,16 @@ class _Binds(_Kind):
         for item in items:
             if not isinstance(item, str):
                 raise ValueError(f"expected an address string, got {item!r}")
-            if item.startswith(("unix:", "fd://")):
-                raise ValueError(f"{item!r}: only TCP addresses HOST:PORT are supported")
+            if item.startswith("fd://"):
+                if _FD_RE.match(item) is None:
+                    raise ValueError(f"{item!r} is not fd://N (N a descriptor number)")
+                if items.count(item) > 1:
+                    raise ValueError(f"{item!r} is listed twice")
+                continue
+            if item.startswith("unix:"):
+                raise ValueError(
+                    f"{item!r}: only TCP addresses HOST:PORT (or fd://N) are supported"
+                )
             m = _PORT_RE.match(item)
             if m is None:
                 raise ValueError(f"{item!r} is not HOST:PORT or [IPV6]:PORT")
@@ -227,6 +240,33 @@ class _Binds(_Kind):
 
     def describe_default(self, value: Any) -> str:
         return ", ".join(value)
+
+
+class _Umask(_Kind):
+    """A umask, read like gunicorn's integers: `022`/`0o22` octal, `0x12` hex, `18` decimal."""
+
+    metavar = "MODE"
+
+    def parse(self, text: str) -> Any:
+        text = text.strip().lower()
+        try:
+            if len(text) > 1 and text[0] == "0" and text[1].isdigit():
+                return int(text[1:], 8)
+            return int(text, 0)
+        except ValueError:
+            raise ValueError(f"expected a mode such as 022 or 0o22, got {text!r}") from None
+
+    def check(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer mode, got {value!r}")
+        if not 0 <= value <= 0o777:
+            raise ValueError(f"must be between 0 and 0o777, got {oct(value)}")
+        return value
+
+    def describe_default(self, value: Any) -> str:
+        return "none" if value is None else f"0o{value:03o}"
 
 
 class _PathList(_Kind):
@@ -252,8 +292,10 @@ class _PathList(_Kind):
 
 
 class _Flag(_Kind):
-    _WORDS = {"1": True, "true": True, "yes": True, "on": True,
-              "0": False, "false": False, "no": False, "off": False}
+    _WORDS: Mapping[str, bool] = types.MappingProxyType(
+        {"1": True, "true": True, "yes": True, "on": True}
+        | {"0": False, "false": False, "no": False, "off": False}
+    )
 
     def parse(self, text: str) -> Any:
         """From an environment variable or a config file string: true/false, 1/0, yes/no."""
@@ -270,7 +312,9 @@ class _Flag(_Kind):
 
 #: One access-log directive, `%(NAME)s` (gunicorn's syntax; Rust compiles it, server/access.rs).
 _ACCESS_DIRECTIVE = re.compile(r"%\((\{[^}]*\}[ioe]|[^)]*)\)[sd]|%%|%")
-_ACCESS_ATOMS = frozenset("h l u t r m U q H s b B f a T M D L p".split())
+_ACCESS_ATOMS = frozenset(
+    ["h", "l", "u", "t", "r", "m", "U", "q", "H", "s", "b", "B", "f", "a", "T", "M", "D", "L", "p"]
+)
 
 
 class _AccessFormat(_Text):
@@ -287,7 +331,7 @@ class _AccessFormat(_Text):
             name = m.group(1)
             if name is None:
                 raise ValueError(
-                    f"a '%' must start %(NAME)s or be doubled as %%, at {value[m.start():][:12]!r}"
+                    f"a '%' must start %(NAME)s or be doubled as %%, at {value[m.start() :][:12]!r}"
                 )
             if name not in _ACCESS_ATOMS and not re.fullmatch(r"\{[^}]+\}[ioe]", name):
                 raise ValueError(f"unknown directive %({name})s")
@@ -462,7 +506,7 @@ class Config:
         rust=False,
         repeat=True,
     )
-    hooks: dict[str, Any] | None = _option(
+    hooks: Mapping[str, Any] | None = _option(
         None,
         _Hooks(),
         "gunicorn server hooks (functions named on_starting, post_fork, ... in a Python config "
@@ -546,6 +590,45 @@ class Config:
         flags=("--preload",),
         rust=False,
     )
+    user: str | None = _option(
+        None,
+        _Text("USER", optional=True),
+        "Run the worker processes as this user (a name or a number), switched to after the "
+        "fork and before the app is loaded; the master keeps its user (it bound the listeners "
+        "and can re-exec on USR2). Implies a master, even with -w 1. Log files must be writable "
+        "by this user.",
+        SECTION_PROCESSES,
+        flags=("-u", "--user"),
+        rust=False,
+    )
+    group: str | None = _option(
+        None,
+        _Text("GROUP", optional=True),
+        "Run the worker processes with this group (a name or a number); with --user alone, that "
+        "user's primary group. Supplementary groups are dropped.",
+        SECTION_PROCESSES,
+        flags=("-g", "--group"),
+        rust=False,
+    )
+    umask: int | None = _option(
+        None,
+        _Umask(),
+        "File mode creation mask of the ferrule processes, e.g. 022 or 0o22 (a leading 0 "
+        "means octal; plain digits are decimal, as gunicorn reads them). Unset: inherited.",
+        SECTION_PROCESSES,
+        flags=("-m", "--umask"),
+        rust=False,
+    )
+    daemon: bool = _option(
+        False,
+        _Flag(),
+        "Detach from the terminal (fork twice, new session); stdin and stdout go to /dev/null, "
+        "stderr to the --error-logfile file (else /dev/null). The launching command exits 0 at "
+        "once; use --pid to find the server.",
+        SECTION_PROCESSES,
+        flags=("-D", "--daemon"),
+        rust=False,
+    )
     pid_file: str | None = _option(
         None,
         _Text("FILE", optional=True),
@@ -554,6 +637,16 @@ class Config:
         SECTION_PROCESSES,
         flags=("-p", "--pid"),
         rust=False,
+    )
+    reuse_port: bool = _option(
+        False,
+        _Flag(),
+        "Give each worker process its own SO_REUSEPORT listening socket on the bound address, "
+        "so the kernel spreads connections evenly over the workers (the master only holds the "
+        "address; port 0 is resolved once, by the master). Connections still queued on a "
+        "worker that stops are reset unless net.ipv4.tcp_migrate_req=1 (Linux 5.14+).",
+        SECTION_SOCKET,
+        flags=("--reuse-port",),
     )
     backlog: int = _option(
         2048,
@@ -742,7 +835,7 @@ class Config:
         flags=("--log-config", "--log-config-json"),
         rust=False,
     )
-    log_config_dict: dict[str, Any] | None = _option(
+    log_config_dict: Mapping[str, Any] | None = _option(
         None,
         _Dict(),
         "A logging.config.dictConfig dict (config files only: gunicorn's logconfig_dict); "
@@ -779,7 +872,13 @@ class Config:
         """Serve through a master and forked workers: several workers, or recycling (a
         recycled worker needs someone to start its replacement). Otherwise one process serves
         directly (docs/architecture.md, "Processes")."""
-        return self.workers > 1 or self.recycles
+        return self.workers > 1 or self.recycles or self.drops_privileges
+
+    @property
+    def drops_privileges(self) -> bool:
+        """--user or --group: the workers switch to them, so a master starts even for one
+        worker (the app is never loaded with the master's privileges, unless --preload)."""
+        return self.user is not None or self.group is not None
 
     @classmethod
     def from_options(cls, **options: Any) -> Config:
@@ -833,9 +932,11 @@ def _arg_type(spec: OptionSpec) -> Callable[[str], Any]:
 
 
 def _help_text(spec: OptionSpec) -> str:
+    """The --help text; '%' doubled, since argparse %-formats help strings."""
     if spec.positional:
-        return spec.help
-    return f"{spec.help} [default: {spec.kind.describe_default(spec.default)}]"
+        return spec.help.replace("%", "%%")
+    text = f"{spec.help} [default: {spec.kind.describe_default(spec.default)}]"
+    return text.replace("%", "%%")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -106,6 +106,10 @@ def run(app: Callable[..., Any], config: Config, worker_process: Any = None) -> 
     """
     _ferrule = importlib.import_module("ferrule._ferrule")
 
+    if config.capture_output:  # in the process that serves: each worker captures its own
+        from ferrule.logsetup import capture_output
+
+        capture_output(_ferrule.log, config.error_log, config.access_log)
     if worker_process is None:
         server = _ferrule.Server(config.to_rust_json(), app)
     else:
@@ -150,6 +154,7 @@ def run_workers(
     config: Config,
     load: Callable[[], Callable[..., Any]],
     app: Callable[..., Any] | None = None,
+    launch: Any = None,
 ) -> int:
     """Runs a master and `config.workers` forked workers; returns the master's exit code.
 
@@ -158,17 +163,37 @@ def run_workers(
     `load()`. A worker never returns from here: it serves, then leaves with `os._exit` (the
     master's `atexit` handlers and buffered state are not the worker's). A worker whose `load()`
     fails sends the error text to the master, which prints it once and stops every worker.
+
+    `launch` (`ferrule.process.Launch`) holds what USR2 needs (the starting directory; the
+    command line is `sys.executable` + `sys.orig_argv`), the old master this one replaces,
+    and the workers' user and group (switched to right after the fork, before `load()`).
     """
+    from ferrule import process
+
     _ferrule = importlib.import_module("ferrule._ferrule")
     config = dataclasses.replace(config, multiprocess=True)
+    if launch is None:
+        launch = process.Launch(cwd=os.getcwd())
+    label = f" [{config.app}]" if config.app else ""
+    process.set_title(_ferrule, f"ferrule: master{label}", "ferrule-master")
     if app is not None:
         gc.freeze()
-    result = _ferrule.supervise(config.to_rust_json())
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    result = _ferrule.supervise(
+        config.to_rust_json(), argv=argv, cwd=launch.cwd, old_master=launch.old_master
+    )
     if isinstance(result, int):
         return result
     worker = result
     code = 0
     try:
+        process.set_title(_ferrule, f"ferrule: worker {worker.id}{label}", "ferrule-worker")
+        try:
+            process.drop_privileges(launch.ids)
+        except OSError as exc:
+            worker.boot_failed(f"Error: cannot switch to --user/--group: {exc}")
+            code = worker.EXIT_BOOT_FAILED
+            return code  # the finally below exits
         if app is None:
             try:
                 app = load()

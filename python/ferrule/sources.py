@@ -142,8 +142,10 @@ def _read_toml(path: str) -> dict[str, Any]:
             import tomli as tomllib  # type: ignore[import-not-found,no-redef]
         except ImportError:
             raise SourceError(
-                path, "config", "reading TOML on Python < 3.11 needs the 'tomli' package "
-                "(pip install tomli), or use a Python config file"
+                path,
+                "config",
+                "reading TOML on Python < 3.11 needs the 'tomli' package "
+                "(pip install tomli), or use a Python config file",
             ) from None
     try:
         with open(path, "rb") as f:
@@ -182,9 +184,7 @@ def _exec_python(path: str | None, module: str | None) -> dict[str, Any]:
     return dict(vars(mod))
 
 
-def _settings_from_mapping(
-    items: Mapping[str, Any], label: str, python: bool
-) -> FileSettings:
+def _settings_from_mapping(items: Mapping[str, Any], label: str, python: bool) -> FileSettings:
     """Maps file settings (ferrule or gunicorn names) to option values, checked."""
     names = _option_names()
     known = set(names) | {s.name for s in compat.GUNICORN_SETTINGS} | set(compat.HOOKS)
@@ -194,9 +194,7 @@ def _settings_from_mapping(
     for raw_name, value in items.items():
         name = raw_name.replace("-", "_")
         if python:
-            if name.startswith("_") or isinstance(value, types.ModuleType) or (
-                isinstance(value, type)
-            ):
+            if name.startswith("_") or isinstance(value, (types.ModuleType, type)):
                 continue
             if name in compat.HOOKS:
                 if not callable(value):
@@ -210,6 +208,9 @@ def _settings_from_mapping(
                 continue  # a helper variable of the file, as gunicorn allows
         spec = option_spec(name) if name != "hooks" else None
         if spec is not None:
+            same = compat.by_name(name)  # gunicorn's reading of the shared name, e.g. bind
+            if same is not None and same.target == name and same.convert is not None:
+                value = same.convert(value)
             values[name] = _checked(spec, value, label, raw_name, text=False)
             continue
         gs = compat.by_name(name)
@@ -236,9 +237,9 @@ def _settings_from_mapping(
 def load_config_file(spec: str) -> FileSettings:
     """Reads one config file (`-c` value): TOML, pyproject.toml or Python."""
     if spec.startswith("python:"):
-        module = spec[len("python:"):]
+        module = spec[len("python:") :]
         return _settings_from_mapping(_exec_python(None, module), spec, python=True)
-    path = spec[len("file:"):] if spec.startswith("file:") else spec
+    path = spec.removeprefix("file:")
     if path.endswith(".toml"):
         if not os.path.isfile(path):
             raise SourceError(path, "config", "no such file")
@@ -285,8 +286,9 @@ def _platform_defaults(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict
     if port:
         spec = option_spec("bind")
         assert spec is not None
-        values["bind"] = _checked(spec, f"0.0.0.0:{port}", "environment variable PORT", "PORT",
-                                  text=True)
+        values["bind"] = _checked(
+            spec, f"0.0.0.0:{port}", "environment variable PORT", "PORT", text=True
+        )
         origins["bind"] = "environment variable PORT"
     return values, origins
 

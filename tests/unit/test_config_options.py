@@ -47,10 +47,16 @@ def _eval_const(expr: str) -> int | float:
     return ev(ast.parse(expr.replace("_", ""), mode="eval").body)
 
 
-def rust_constants() -> dict[str, int | float]:
+def rust_constants() -> dict[str, int | float | str]:
     found = re.findall(r"pub const (DEFAULT_\w+): \w+ = ([^;]+);", _rust_source())
     assert found, "no DEFAULT_ constants found in config.rs"
-    return {name: _eval_const(expr) for name, expr in found}
+    consts: dict[str, int | float | str] = {name: _eval_const(expr) for name, expr in found}
+    # String constants, written as raw strings: `pub const NAME: &str = r#"..."#;`
+    for name, text in re.findall(
+        r'pub const (DEFAULT_\w+): &str =\s*r#"(.*?)"#;', _rust_source(), re.DOTALL
+    ):
+        consts[name] = text
+    return consts
 
 
 def rust_struct_fields() -> list[str]:
@@ -73,6 +79,8 @@ def rust_defaults() -> dict[str, object]:
             out[name] = consts[expr]
         elif expr.startswith("vec!["):
             out[name] = re.findall(r'"([^"]*)"', expr)
+        elif (m := re.fullmatch(r"(DEFAULT_\w+)\.to_owned\(\)", expr)) and m.group(1) in consts:
+            out[name] = consts[m.group(1)]
         elif m := re.fullmatch(r'"([^"]*)"\.to_owned\(\)', expr):
             out[name] = m.group(1)
         elif m := re.fullmatch(r"LogLevel::(\w+)", expr):
@@ -109,6 +117,11 @@ def test_python_only_options_are_not_sent():
     assert not {"app", "chdir", "pythonpath"} & set(sent)
     assert {s.name for s in OPTIONS} - {s.name for s in RUST_OPTIONS} == {
         "app",
+        "capture_output",
+        "hooks",
+        "log_config",
+        "log_config_dict",
+        "middleware",
         "chdir",
         "pid_file",
         "preload",
@@ -194,6 +207,13 @@ def test_no_options_gives_defaults():
         (["--max-worker-lifetime", "3600"], "max_worker_lifetime", 3600.0),
         (["-t", "10"], "timeout", 10.0),
         (["--timeout", "0"], "timeout", 0.0),
+        (["--access-logformat", "%(h)s %({x-y}i)s"], "access_log_format", "%(h)s %({x-y}i)s"),
+        (["--access-log-format", "%(s)s 100%%"], "access_log_format", "%(s)s 100%%"),
+        (["--access-log-json"], "access_log_json", True),
+        (["--capture-output"], "capture_output", True),
+        (["--log-config", "log.json"], "log_config", "log.json"),
+        (["--log-config-json", "l.json"], "log_config", "l.json"),
+        (["--middleware", "a:b", "--middleware", "c:d(1)"], "middleware", ("a:b", "c:d(1)")),
     ],
 )
 def test_flag_sets_field(argv, field, value):
@@ -240,6 +260,9 @@ def test_every_flag_is_exercised_above():
         (["--bind", "127.0.0.1:70000"], "--bind"),
         (["--bind", "unix:/tmp/s"], "--bind"),
         (["--error-logfile", ""], "--error-logfile"),
+        (["--access-logformat", "%(z)s"], "--access-logformat"),
+        (["--access-logformat", "50% off"], "--access-logformat"),
+        (["--middleware", "nocolon"], "--middleware"),
     ],
 )
 def test_bad_value_names_the_option(argv, named, capsys):
@@ -257,9 +280,13 @@ def test_unknown_flag_is_rejected(capsys):
     assert "--workers-count" in capsys.readouterr().err
 
 
-def test_app_is_required(capsys):
+def test_app_is_required(capsys, monkeypatch, tmp_path):
+    from ferrule.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no config file found
+    monkeypatch.delenv("FERRULE_APP", raising=False)
     with pytest.raises(SystemExit) as exc:
-        build_parser().parse_args([])
+        main([])
     assert exc.value.code == 2
     assert "APP" in capsys.readouterr().err
 

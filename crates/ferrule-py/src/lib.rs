@@ -60,7 +60,7 @@ mod _ferrule {
     #[pymodule_export]
     use super::server::Server;
     #[pymodule_export]
-    use super::supervise::{supervise, Worker};
+    use super::supervise::{set_process_title, supervise, Worker};
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

@@ -13,9 +13,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use ferrule_core::config::ServerConfig;
 use ferrule_core::log::init_error_log;
-use ferrule_core::server::Server as CoreServer;
+use ferrule_core::server::bind_listeners;
+use ferrule_core::supervise::reexec::Reexec;
 use ferrule_core::supervise::{
-    supervise as run_master, ForkHooks, MasterLink, Message, Role, EXIT_BOOT_FAILED,
+    supervise_with as run_master, ForkHooks, MasterLink, MasterOptions, Message, Role,
+    EXIT_BOOT_FAILED,
 };
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
@@ -91,17 +93,35 @@ impl Worker {
     }
 }
 
-/// Runs the master; see the module docs.
+/// Runs the master; see the module docs. `argv` (the full command line, the program first)
+/// and `cwd` tell it how to start a new master on USR2; `old_master` is the master this one
+/// replaces (told to stop once this one's workers are ready).
 #[pyfunction]
-pub(crate) fn supervise(py: Python<'_>, config_json: &str) -> PyResult<Py<PyAny>> {
+#[pyo3(signature = (config_json, argv=None, cwd=None, old_master=None))]
+pub(crate) fn supervise(
+    py: Python<'_>,
+    config_json: &str,
+    argv: Option<Vec<std::ffi::OsString>>,
+    cwd: Option<std::ffi::OsString>,
+    old_master: Option<i32>,
+) -> PyResult<Py<PyAny>> {
     let config = ServerConfig::from_json(config_json).map_err(CoreError::from)?;
     init_error_log(config.log_level, &config.error_log).map_err(CoreError::from)?;
-    let listeners = py
-        .detach(|| CoreServer::bind(config.clone()))
-        .map_err(CoreError::from)?
-        .into_listeners();
+    // With reuse_port the master only holds the addresses; each worker listens on its own.
+    let (listeners, _) = py
+        .detach(|| bind_listeners(&config, config.reuse_port))
+        .map_err(CoreError::from)?;
+    let reexec = match (argv, cwd) {
+        (Some(argv), Some(cwd)) if !argv.is_empty() => Some(Reexec {
+            program: argv[0].clone(),
+            argv,
+            cwd,
+        }),
+        _ => None,
+    };
+    let options = MasterOptions { reexec, old_master };
     // The GIL stays held: see the module docs.
-    match run_master(&config, listeners, &mut PythonForkHooks).map_err(CoreError::from)? {
+    match run_master(&config, listeners, &mut PythonForkHooks, options).map_err(CoreError::from)? {
         Role::Exit(code) => code.into_py_any(py),
         Role::Worker(ctx) => Worker {
             id: ctx.id,
@@ -110,4 +130,12 @@ pub(crate) fn supervise(py: Python<'_>, config_json: &str) -> PyResult<Py<PyAny>
         }
         .into_py_any(py),
     }
+}
+
+/// Sets what `ps` shows for this process (`title`, cut to the original command line's length)
+/// and its short `comm` name (`comm`, at most 15 bytes); see `ferrule_core::supervise::title`.
+/// Returns False when the title could not be set.
+#[pyfunction]
+pub(crate) fn set_process_title(title: &str, comm: &str) -> bool {
+    ferrule_core::supervise::title::set(title, comm)
 }

@@ -12,12 +12,17 @@
 //! | HUP | reload: fork a new set of workers; once all are ready, TERM the old ones |
 //! | TTIN / TTOU | one worker more / less (the newest leaves, gracefully) |
 //! | USR1 | reopen the error log; forwarded to the workers, which reopen both logs |
+//! | USR2 | re-exec: start a new master over the same sockets; it stops this one once ready |
 //!
 //! Recycling reuses the reload path: a worker that asks to be replaced (`RETIRING`: max
 //! requests, memory), has lived past `max_worker_lifetime`, or whose RSS the master finds over
 //! `max_worker_memory` becomes *outgoing*: it keeps serving, no longer counts toward the
 //! target, so a replacement is forked; once that one is `READY` the outgoing worker gets TERM
 //! (in-flight requests finish), SIGKILL past `graceful_timeout`.
+//!
+//! With `reuse_port` the master's sockets only hold the addresses; each worker, right after
+//! the fork, binds its own listening `SO_REUSEPORT` socket to the same address (and closes the
+//! master's), so the kernel spreads connections evenly over the workers' accept queues.
 //!
 //! Liveness: a ready worker's event loop sends a heartbeat every second; one silent for
 //! [`HEARTBEAT_TIMEOUT`] (stopped, deadlocked, stuck in a blocking call) is killed with SIGKILL
@@ -30,7 +35,8 @@ use std::time::{Duration, Instant};
 use super::pipe::{self, decode, MasterLink, Message};
 use super::signals::{self, SignalPipe};
 use super::{
-    ForkHooks, Role, SuperviseError, WorkerContext, EXIT_BOOT_FAILED, EXIT_MASTER_BOOT_FAILED,
+    ForkHooks, MasterOptions, Role, SuperviseError, WorkerContext, EXIT_BOOT_FAILED,
+    EXIT_MASTER_BOOT_FAILED,
 };
 use crate::config::ServerConfig;
 
@@ -109,6 +115,9 @@ pub(super) struct Master<'a> {
     announced: bool,
     /// A HUP reload was announced (`RELOADING=1`); `READY=1` follows when it is done.
     hup_announced: bool,
+    /// USR2: how to start a new master, and the one started (until it is reaped).
+    options: MasterOptions,
+    new_master: Option<libc::pid_t>,
 }
 
 fn signal_pid(pid: libc::pid_t, sig: libc::c_int) {
@@ -146,6 +155,7 @@ impl<'a> Master<'a> {
         config: &'a ServerConfig,
         listeners: Vec<TcpListener>,
         hooks: &'a mut dyn ForkHooks,
+        options: MasterOptions,
     ) -> Result<Master<'a>, SuperviseError> {
         let signals = SignalPipe::install()
             .map_err(|e| SuperviseError::io("cannot install the master's signal handlers", e))?;
@@ -167,6 +177,8 @@ impl<'a> Master<'a> {
             last_check: Instant::now(),
             announced: false,
             hup_announced: false,
+            options,
+            new_master: None,
         })
     }
 
@@ -288,9 +300,15 @@ impl<'a> Master<'a> {
                 signals.reset_in_child();
             }
             signals::restore(&mask);
+            let listeners = std::mem::take(&mut self.listeners);
+            let listeners = if self.config.reuse_port {
+                own_listeners(listeners, self.config.backlog)
+            } else {
+                listeners
+            };
             return Ok(Some(WorkerContext {
                 id,
-                listeners: std::mem::take(&mut self.listeners),
+                listeners,
                 link: MasterLink::new(write),
             }));
         }
@@ -338,7 +356,10 @@ impl<'a> Master<'a> {
     fn begin_stop(&mut self, code: i32, fast: bool) {
         if self.stopping.is_none() {
             self.stopping = Some(Stopping { code });
-            super::notify::notify("STOPPING=1");
+            // After a USR2 the service goes on under the new master: not a stop for systemd.
+            if self.new_master.is_none() {
+                super::notify::notify("STOPPING=1");
+            }
         }
         for i in 0..self.slots.len() {
             if fast {
@@ -359,7 +380,10 @@ impl<'a> Master<'a> {
     fn on_signal(&mut self, sig: libc::c_int) {
         match sig {
             libc::SIGTERM => {
-                log::info!("Handling signal: term");
+                match self.new_master {
+                    Some(pid) => log::info!("Handling signal: term (new master pid {pid} serves)"),
+                    None => log::info!("Handling signal: term"),
+                }
                 self.begin_stop(0, false);
             }
             libc::SIGINT | libc::SIGQUIT => {
@@ -396,7 +420,30 @@ impl<'a> Master<'a> {
                     signal_pid(slot.pid, libc::SIGUSR1);
                 }
             }
+            libc::SIGUSR2 if self.stopping.is_none() => self.reexec(),
             _ => {} // SIGCHLD: the reap follows; others while stopping: ignored.
+        }
+    }
+
+    /// USR2: starts a new master over the same sockets (see `reexec`).
+    fn reexec(&mut self) {
+        if let Some(pid) = self.new_master {
+            log::warn!("Handling signal: usr2: a new master (pid {pid}) is already starting");
+            return;
+        }
+        let Some(plan) = &self.options.reexec else {
+            log::warn!("Handling signal: usr2: this master cannot re-execute itself; ignored");
+            return;
+        };
+        match super::reexec::spawn(plan, &self.listeners) {
+            Ok(pid) => {
+                log::info!(
+                    "Handling signal: usr2 (re-executing: new master pid {pid}; this master \
+                     stops once the new one is ready)"
+                );
+                self.new_master = Some(pid);
+            }
+            Err(e) => log::error!("Handling signal: usr2: cannot start a new master: {e}"),
         }
     }
 
@@ -530,6 +577,16 @@ impl<'a> Master<'a> {
             if pid <= 0 {
                 return;
             }
+            if Some(pid) == self.new_master {
+                self.new_master = None;
+                let how = describe_status(status);
+                if self.stopping.is_none() {
+                    log::error!("The new master (pid {pid}) {how}: this master serves on");
+                } else {
+                    log::info!("The new master (pid {pid}) {how}");
+                }
+                continue;
+            }
             let Some(i) = self.slots.iter().position(|s| s.pid == pid) else {
                 continue; // not a worker (e.g. a process the preloaded app started)
             };
@@ -573,6 +630,12 @@ impl<'a> Master<'a> {
         if !self.announced && ready >= self.target {
             self.announced = true;
             super::notify::ready();
+            if let Some(old) = self.options.old_master.take() {
+                log::info!("Workers ready: telling the old master (pid {old}) to stop");
+                // SAFETY: kill(2) with integer arguments. The old master is our parent, alive
+                // until it gets this signal and stops (so its pid is not reused meanwhile).
+                unsafe { libc::kill(old, libc::SIGTERM) };
+            }
         } else if self.hup_announced && !self.reloading && ready >= self.target {
             self.hup_announced = false;
             super::notify::ready();
@@ -660,6 +723,34 @@ impl<'a> Master<'a> {
             }
         }
     }
+}
+
+/// A worker's own `SO_REUSEPORT` listeners (`reuse_port`), in place of the master's sockets,
+/// which only hold the addresses (a listener adopted with `fd://N` is shared as is). A worker
+/// that cannot bind exits with [`EXIT_BOOT_FAILED`]: the master reports it and stops, as for
+/// an app that does not load.
+fn own_listeners(inherited: Vec<TcpListener>, backlog: u32) -> Vec<TcpListener> {
+    let mut own = Vec::with_capacity(inherited.len());
+    for listener in inherited {
+        if crate::server::listen::is_listening(&listener) {
+            own.push(listener);
+            continue;
+        }
+        match crate::server::listen::rebind_reuse_port(&listener, backlog) {
+            Ok(l) => own.push(l),
+            Err(e) => {
+                let addr = listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                log::error!("cannot bind {addr} with SO_REUSEPORT in this worker: {e}");
+                // SAFETY: _exit ends this freshly forked worker at once; it owns nothing that
+                // needs cleaning up yet.
+                unsafe { libc::_exit(EXIT_BOOT_FAILED) };
+            }
+        }
+    }
+    own
 }
 
 #[cfg(test)]

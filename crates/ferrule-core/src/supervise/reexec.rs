@@ -30,9 +30,9 @@ use std::os::unix::ffi::OsStringExt;
 use super::signals;
 
 /// Environment variable holding the new master's binds (`fd://N` or addresses), comma-separated.
-pub const ENV_BINDS: &str = "FERRULE_INHERIT_BINDS";
+pub const ENV_BINDS: &str = "_FERRULE_INHERIT_BINDS";
 /// Environment variable holding the old master's pid.
-pub const ENV_OLD_MASTER: &str = "FERRULE_OLD_MASTER";
+pub const ENV_OLD_MASTER: &str = "_FERRULE_OLD_MASTER";
 /// Exit code of the child when `execve` (or `chdir`) failed.
 const EXIT_EXEC_FAILED: i32 = 127;
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use super::pipe::{pipe, set_nonblocking};
 
 /// Signals the master handles. SIGCHLD only wakes the loop (it reaps with `waitpid`).
-pub const HANDLED: [libc::c_int; 8] = [
+pub const HANDLED: [libc::c_int; 9] = [
     libc::SIGTERM,
     libc::SIGINT,
     libc::SIGQUIT,
@@ -20,6 +20,7 @@ pub const HANDLED: [libc::c_int; 8] = [
     libc::SIGTTOU,
     libc::SIGCHLD,
     libc::SIGUSR1,
+    libc::SIGUSR2,
 ];
 
 /// Write end of the self-pipe, for the handler (-1: none installed).
