@@ -128,11 +128,12 @@ class _Load:
         with self.lock:
             return self.by_instance[instance]
 
-    def wait_for_traffic(self, instance: str, timeout: float) -> None:
+    def wait_for_traffic(self, instance: str, timeout: float, at_least: int = 1) -> None:
         deadline = time.monotonic() + timeout
-        while self.count(instance) == 0:
+        while self.count(instance) < at_least:
             assert time.monotonic() < deadline, (
-                f"instance {instance!r} got no request within {timeout}s: {self.by_instance}"
+                f"instance {instance!r} got fewer than {at_least} requests within {timeout}s: "
+                f"{self.by_instance}, failures {self.failures[:5]}"
             )
             time.sleep(0.05)  # polling interval of a counter, not a readiness guess
 
@@ -149,10 +150,7 @@ def test_rolling_restart_behind_haproxy_loses_no_request(backend, haproxy):
             backend(port=old.port, instance=new_name)
             load.wait_for_traffic(new_name, BACK_IN_ROTATION)
         # Some more traffic over the fully restarted pair.
-        done = sum(load.by_instance.values())
-        deadline = time.monotonic() + 10
-        while sum(load.by_instance.values()) < done + 50 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        load.wait_for_traffic("a2", BACK_IN_ROTATION, at_least=load.count("a2") + 20)
+    print(f"rolling restart: {dict(load.by_instance)} answered, {len(load.failures)} failed")
     assert load.failures == [], (load.failures[:20], load.by_instance, proxy.log_text()[-4000:])
     assert set(load.by_instance) == {"a1", "b1", "a2", "b2"}, load.by_instance
-    assert sum(load.by_instance.values()) > 100, load.by_instance
