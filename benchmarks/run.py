@@ -265,6 +265,21 @@ def _listen_backlog() -> int:
 
 #: The ferrule executable measured: the one run.py installs into the venv, unless --ferrule-bin.
 FERRULE_BIN = {"path": str(VENV_BIN / "ferrule")}
+#: Worker processes per server (--workers): each server's own flag (ferrule -w, gunicorn
+#: --workers, granian --workers, uwsgi --processes). bjoern and waitress have none: they stay
+#: one process, and the report says so.
+WORKERS = {"n": 1}
+#: Servers with a worker-process option.
+MULTI_PROCESS = {"ferrule", "gunicorn", "granian", "uwsgi", "uwsgi-http11"}
+
+
+def server_cpus() -> str:
+    """CPUs the server is pinned to: SERVER_CPU for one worker; with --workers N, the first N
+    CPUs (wrk's CPU among them on a 2-CPU machine: load generator and server then share)."""
+    n = WORKERS["n"]
+    if n <= 1:
+        return SERVER_CPU
+    return ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:n])
 
 
 def ferrule_argv(sc: Scenario, port: int) -> list[str]:
@@ -275,6 +290,8 @@ def ferrule_argv(sc: Scenario, port: int) -> list[str]:
         f"127.0.0.1:{port}",
         "--threads",
         str(sc.threads),
+        "--workers",
+        str(WORKERS["n"]),
         "--pythonpath",
         str(APPS),
         "--log-level",
@@ -291,7 +308,7 @@ def gunicorn_argv(sc: Scenario, port: int) -> list[str]:
     return [
         _bin("gunicorn"),
         "--workers",
-        "1",
+        str(WORKERS["n"]),
         *worker,
         "--bind",
         f"127.0.0.1:{port}",
@@ -311,7 +328,7 @@ def granian_argv(sc: Scenario, port: int) -> list[str]:
         "--http",
         "1",
         "--workers",
-        "1",
+        str(WORKERS["n"]),
         "--blocking-threads",
         str(sc.threads),
         "--host",
@@ -348,7 +365,7 @@ def _uwsgi_argv(socket_option: str, sc: Scenario, port: int) -> list[str]:
         socket_option,
         f"127.0.0.1:{port}",
         "--processes",
-        "1",
+        str(WORKERS["n"]),
         "--threads",
         str(sc.threads),
         "--chdir",
@@ -511,7 +528,7 @@ def start_server(
 ) -> subprocess.Popen:
     argv = server.argv(sc, port)
     if pin:
-        argv = ["taskset", "-c", SERVER_CPU, *argv]
+        argv = ["taskset", "-c", server_cpus(), *argv]
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     with open(log_path, "wb") as log:
         log.write(("$ " + " ".join(argv) + "\n").encode())
@@ -819,6 +836,7 @@ def bench_one(
         "scenario": sc.name,
         "ok": False,
         "threads": sc.threads if server.has_threads else 1,
+        "workers": WORKERS["n"] if server.name in MULTI_PROCESS else 1,
         "argv": server.argv(sc, port),
         "runs": [],
     }
@@ -1038,9 +1056,15 @@ def markdown(report: dict) -> str:
         + (f"; ferrule from --ferrule-bin {o['ferrule_bin']}" if o["ferrule_bin_given"] else ""),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
         (
-            f"- method: server on CPU {SERVER_CPU}, `wrk -t1` on CPU {CLIENT_CPU}"
-            f"{'' if o['pin'] else ' (NOT pinned: --no-pin)'}, one worker process; "
-            f"warm-up {o['warmup']} s, then median of {o['runs']} x {o['duration']} s runs"
+            f"- method: server on CPU {o.get('server_cpus', SERVER_CPU)}, `wrk -t1` on CPU "
+            f"{CLIENT_CPU}{'' if o['pin'] else ' (NOT pinned: --no-pin)'}, "
+            + (
+                "one worker process; "
+                if o.get("workers", 1) <= 1
+                else f"{o['workers']} worker processes (bjoern, waitress: one process; "
+                "the server's CPUs include wrk's, so they compete for them); "
+            )
+            + f"warm-up {o['warmup']} s, then median of {o['runs']} x {o['duration']} s runs"
         ),
         "",
     ]
@@ -1165,6 +1189,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="measure this ferrule executable (e.g. a debug build's) instead of building one "
         "into the venv; its numbers are only as good as its build profile",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes per server (1): ferrule -w, gunicorn --workers, granian "
+        "--workers, uwsgi --processes; the server is pinned to the first N CPUs",
+    )
     p.add_argument("--list", action="store_true", help="list servers and scenarios, then exit")
     p.add_argument("--serve-bjoern", nargs=2, metavar=("MOD:ATTR", "PORT"), help=argparse.SUPPRESS)
     opts = p.parse_args(argv)
@@ -1172,6 +1204,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for key, value in defaults.items():
         if getattr(opts, key) is None:
             setattr(opts, key, value)
+    if opts.workers < 1:
+        p.error("--workers must be >= 1")
     if opts.duration < 1 or opts.runs < 1 or opts.warmup < 0:
         p.error("--duration and --runs must be >= 1, --warmup >= 0")
     return opts
@@ -1197,6 +1231,7 @@ def main(argv: list[str]) -> int:
         if path is None:
             _fail(f"--ferrule-bin {opts.ferrule_bin}: not an executable")
         FERRULE_BIN["path"] = os.path.abspath(path)
+    WORKERS["n"] = opts.workers
     servers = [SERVERS_BY_NAME[n] for n in opts.servers]
     scenarios = [SCENARIOS_BY_NAME[n] for n in opts.scenarios]
     check_tools(opts.pin)
@@ -1220,6 +1255,8 @@ def main(argv: list[str]) -> int:
             "baseline": opts.baseline,
             "ferrule_bin": FERRULE_BIN["path"] if "ferrule" in opts.servers else None,
             "ferrule_bin_given": bool(opts.ferrule_bin),
+            "workers": opts.workers,
+            "server_cpus": server_cpus(),
         },
         "results": [],
     }

@@ -31,6 +31,7 @@ fn key_bytes(key: &EnvKey) -> &[u8] {
     match key {
         EnvKey::Cgi(c) => c.as_str().as_bytes(),
         EnvKey::Http(h) => h,
+        EnvKey::Other(o) => o.as_bytes(),
     }
 }
 

@@ -75,11 +75,11 @@ pub fn default_limits() -> HeadLimits {
 /// A fixed connection: a peer on 10.1.2.3:45678 that reached the listener at 127.0.0.1:8000,
 /// over `https` when `https` is set (the scheme only changes the default `SERVER_PORT`).
 pub fn conn_info(https: bool) -> ConnInfo {
-    ConnInfo {
-        peer: std::net::SocketAddr::from(([10, 1, 2, 3], 45678)),
-        local: std::net::SocketAddr::from(([127, 0, 0, 1], 8000)),
-        scheme: if https { "https" } else { "http" },
-    }
+    ConnInfo::new(
+        std::net::SocketAddr::from(([10, 1, 2, 3], 45678)),
+        std::net::SocketAddr::from(([127, 0, 0, 1], 8000)),
+        if https { "https" } else { "http" },
+    )
 }
 
 /// Chunk-extension bytes the encoder may add per body: well under the decoder's per-body bound

@@ -28,6 +28,9 @@ class Server:
     @property
     def forced(self) -> bool:
         """True when a second SIGINT/SIGTERM cut the graceful drain short."""
+    @property
+    def interrupted(self) -> bool:
+        """True when the stop began with SIGINT (the `worker_int` server hook runs then)."""
     def stop(self) -> None:
         """Asks `run()` to stop gracefully; callable from any thread."""
 
@@ -47,6 +50,9 @@ class Worker:
     @property
     def id(self) -> int:
         """1, 2, 3, ... in fork order; a replacement gets a new id."""
+    def retire(self, reason: str) -> None:
+        """Asks the master for a replacement (like a recycle); this worker serves until the
+        replacement is ready, then gets TERM. `reason` goes in the master's log."""
     def boot_failed(self, text: str) -> None:
         """Tells the master the app could not be loaded; the master logs `text` once and stops
         every worker."""
@@ -60,13 +66,16 @@ def supervise(
     argv: list[str] | None = None,
     cwd: str | None = None,
     old_master: int | None = None,
+    events: Callable[[str, dict[str, int]], object] | None = None,
 ) -> int | Worker:
     """Binds the listeners (logging `Listening at`), then runs the master: forks the workers and
     supervises them. Returns twice, like `os.fork()`: the master's exit code in the master when
     it is done, a `Worker` in each forked worker. Call from the main thread with no other
     threads running. `argv` (program first) and `cwd` let USR2 start a new master over the same
     sockets; `old_master` is the master this one replaces (sent TERM once its workers are
-    ready)."""
+    ready). `events(name, data)` is called in the master for each master event: when_ready,
+    pre_fork (id), forked (id, pid), child_exit (id, pid, status), nworkers_changed (new,
+    old), on_reload, pre_exec."""
 
 def set_process_title(title: str, comm: str) -> bool:
     """Sets what `ps` shows for this process (cut to the original command line's length) and

@@ -8,6 +8,7 @@ when the app's own code raised), 2 for bad command-line options (argparse).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import traceback
@@ -19,6 +20,7 @@ from ferrule.config import (
     Config,
     add_arguments,
 )
+from ferrule.hooks import HookError, Hooks
 from ferrule.loader import AppLoadError, load_app, wrap_middleware
 from ferrule.logsetup import LogSetupError, apply_log_config
 from ferrule.process import Launch, ProcessError, prepare
@@ -99,12 +101,13 @@ def _run_workers(
     load: Callable[[], Callable[..., Any]],
     app: Callable[..., Any] | None,
     launch: Launch | None = None,
+    hooks: Hooks | None = None,
 ) -> int:
     """A master and its workers (`Config.uses_master`); returns the master's exit code."""
     try:
         from ferrule.server import run_workers
 
-        return run_workers(config, load, app, launch=launch)
+        return run_workers(config, load, app, launch=launch, hooks=hooks)
     except ImportError as e:
         if getattr(e, "name", None) == "ferrule._ferrule":
             return _fail(f"the ferrule extension module is not built or not importable: {e}")
@@ -201,9 +204,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, config: Config, launch: Launch) -> int:
+    """Runs the server hooks around `_serve` (on_starting first, on_exit last)."""
+    if args.check_config or not config.hooks:
+        return _serve(args, config, launch, None)
+    hooks = Hooks(config)
+    try:
+        hooks.on_starting()
+    except HookError as e:
+        cause = e.__cause__
+        if cause is not None:
+            traceback.print_exception(type(cause), cause, cause.__traceback__)
+        return _fail(str(e))
+    try:
+        return _serve(args, config, launch, hooks)
+    finally:
+        hooks.call("on_exit", hooks.server)
+
+
+def _serve(args: argparse.Namespace, config: Config, launch: Launch, hooks: Hooks | None) -> int:
     """Loads the app and serves it (see `main`)."""
     assert config.app is not None  # the positional is required
     app_spec = config.app
+    if config.reload and config.preload:
+        # The workers must import the code afresh: a preloaded app would be the old one.
+        sys.stderr.write("ferrule: warning: --preload is ignored with --reload\n")
+        config = dataclasses.replace(config, preload=False)
+    if config.reload:
+        # No .pyc is written: one written for a previous version could be taken for the new
+        # one when an edit keeps the file's size within the same mtime second.
+        sys.dont_write_bytecode = True
 
     def load() -> Callable[..., Any]:
         try:
@@ -215,7 +244,7 @@ def _main(args: argparse.Namespace, config: Config, launch: Launch) -> int:
 
     if config.uses_master and not config.preload and not args.check_config:
         # Each worker loads the app; the master reports a load error once (exit 1).
-        return _run_workers(config, load, None, launch)
+        return _run_workers(config, load, None, launch, hooks)
     try:
         app = load()
     except AppLoadError as e:
@@ -226,11 +255,11 @@ def _main(args: argparse.Namespace, config: Config, launch: Launch) -> int:
         sys.stdout.write(f"ferrule: configuration OK, app {config.app!r} loaded\n")
         return 0
     if config.uses_master:
-        return _run_workers(config, load, app, launch)
+        return _run_workers(config, load, app, launch, hooks)
     try:
         from ferrule.server import run
 
-        run(app, config)
+        run(app, config, hooks=hooks)
     except ImportError as e:
         if getattr(e, "name", None) == "ferrule._ferrule":
             return _fail(f"the ferrule extension module is not built or not importable: {e}")

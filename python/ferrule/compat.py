@@ -75,7 +75,6 @@ _TLS = "TLS (rustls) comes with the edge/proxy work (issue 5)"
 _H2 = "HTTP/2 comes with the edge/proxy work (issue 5)"
 _PROXY = "proxies and forwarding come with the edge/proxy work (issue 5)"
 _PROC = "process options come with the process manager work (issue 4)"
-_RELOAD = "dev reload comes with issue 6"
 _SYSLOG = (
     "ferrule does not speak syslog: it logs to stderr/stdout or files (--error-logfile, "
     "--access-logfile); journald or your log shipper collects them"
@@ -131,18 +130,13 @@ GUNICORN_SETTINGS: tuple[GunicornSetting, ...] = (
         convert=_unlimited_as(8190),
     ),
     # Debugging
-    _s("reload", "--reload", takes_value=False, target="reload", planned=_RELOAD),
-    _s(
-        "reload_engine",
-        "--reload-engine",
-        instead="ferrule's reloader always uses inotify",
-    ),
+    _s("reload", "--reload", takes_value=False, target="reload"),
+    _s("reload_engine", "--reload-engine", target="reload_engine"),
     _s(
         "reload_extra_files",
         "--reload-extra-file",
         repeat=True,
         target="reload_extra_files",
-        planned=_RELOAD,
     ),
     _s(
         "spew",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import json
 import math
 import os
@@ -242,6 +243,28 @@ class _Binds(_Kind):
         return ", ".join(value)
 
 
+class _AllowList(_Kind):
+    """Comma-separated addresses and CIDR networks (`10.0.0.0/8,::1`), or `*` for every
+    address; sent to Rust as one string (`cidr::AddrAllowList`)."""
+
+    metavar = "CIDRS"
+
+    def check(self, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else value
+        try:
+            items = [str(i).strip() for i in items]
+        except TypeError:
+            raise ValueError(f"expected a comma-separated list, got {value!r}") from None
+        for item in items:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=True)
+            except ValueError as e:
+                raise ValueError(f"{item!r} is not an address, a CIDR network or *: {e}") from None
+        return ",".join(items)
+
+
 class _Umask(_Kind):
     """A umask, read like gunicorn's integers: `022`/`0o22` octal, `0x12` hex, `18` decimal."""
 
@@ -372,6 +395,70 @@ class _Specs(_Kind):
         return ",".join(value) or "none"
 
 
+class _Globs(_Kind):
+    """Repeatable file name patterns (glob syntax, `**` for any depth)."""
+
+    metavar = "GLOB"
+
+    def check(self, value: Any) -> Any:
+        items = (value,) if isinstance(value, str) else value
+        try:
+            items = tuple(items)
+        except TypeError:
+            raise ValueError(f"expected a list of file patterns, got {value!r}") from None
+        for item in items:
+            if not isinstance(item, str) or not item.strip() or "\x00" in item:
+                raise ValueError(f"expected a file pattern, got {item!r}")
+        return items
+
+    def describe_default(self, value: Any) -> str:
+        return ",".join(value) or "none"
+
+
+class _StaticMounts(_Kind):
+    """Repeatable `/url/prefix=path/to/dir` static file mounts (Rust checks the directories)."""
+
+    metavar = "PREFIX=DIR"
+
+    def check(self, value: Any) -> Any:
+        items = (value,) if isinstance(value, str) else value
+        try:
+            items = tuple(items)
+        except TypeError:
+            raise ValueError(f"expected a list of /url/prefix=dir, got {value!r}") from None
+        for item in items:
+            if not isinstance(item, str) or "=" not in item:
+                raise ValueError(f"expected /url/prefix=path/to/dir, got {item!r}")
+            prefix, directory = item.split("=", 1)
+            if not prefix.startswith("/") or not directory:
+                raise ValueError(f"expected /url/prefix=path/to/dir, got {item!r}")
+        return items
+
+    def describe_default(self, value: Any) -> str:
+        return ",".join(value) or "none"
+
+
+#: A media type pattern of --compress-types: `type/subtype` or `type/*`.
+_MEDIA_PATTERN = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/(\*|[A-Za-z0-9!#$&^_.+-]+)")
+
+
+class _MediaTypes(_Text):
+    """Comma-separated media types (`type/subtype` or `type/*`)."""
+
+    def __init__(self) -> None:
+        super().__init__("TYPES")
+
+    def check(self, value: Any) -> Any:
+        value = super().check(value)
+        for item in value.split(","):
+            if item.strip() and not _MEDIA_PATTERN.fullmatch(item.strip()):
+                raise ValueError(f"{item.strip()!r} is not a media type (type/subtype or type/*)")
+        return value
+
+    def describe_default(self, value: Any) -> str:
+        return value
+
+
 class _Hooks(_Kind):
     """gunicorn server hooks by name (functions in a Python config file)."""
 
@@ -397,6 +484,8 @@ class _Hooks(_Kind):
 
 SECTION_APP = "Application"
 SECTION_SOCKET = "Listening"
+SECTION_TLS = "TLS"
+SECTION_PROXIES = "Proxies"
 SECTION_WORKER = "Threads"
 SECTION_PROCESSES = "Worker processes"
 SECTION_LIMITS = "Request limits"
@@ -404,9 +493,15 @@ SECTION_OVERLOAD = "Overload"
 SECTION_TIMEOUTS = "Timeouts"
 SECTION_LOGGING = "Logging"
 SECTION_HTTP = "HTTP"
+SECTION_STATIC = "Static files"
+SECTION_COMPRESSION = "Compression"
+SECTION_HTTP2 = "HTTP/2"
+SECTION_DEV = "Development"
 SECTIONS = (
     SECTION_APP,
     SECTION_SOCKET,
+    SECTION_TLS,
+    SECTION_PROXIES,
     SECTION_PROCESSES,
     SECTION_WORKER,
     SECTION_LIMITS,
@@ -414,6 +509,10 @@ SECTIONS = (
     SECTION_TIMEOUTS,
     SECTION_LOGGING,
     SECTION_HTTP,
+    SECTION_STATIC,
+    SECTION_COMPRESSION,
+    SECTION_HTTP2,
+    SECTION_DEV,
 )
 
 
@@ -523,6 +622,66 @@ class Config:
         flags=("-b", "--bind"),
         repeat=True,
     )
+    certfile: str | None = _option(
+        None,
+        _Text("FILE", optional=True),
+        "Serve TLS (HTTPS) on every TCP listener with this PEM certificate chain (rustls; "
+        "ALPN http/1.1). SIGHUP reloads the certificate and key (with workers, HUP replaces "
+        "the workers, which load them anew).",
+        SECTION_TLS,
+        flags=("--certfile",),
+    )
+    keyfile: str | None = _option(
+        None,
+        _Text("FILE", optional=True),
+        "The PEM private key of --certfile (default: read from --certfile).",
+        SECTION_TLS,
+        flags=("--keyfile",),
+    )
+    ca_certs: str | None = _option(
+        None,
+        _Text("FILE", optional=True),
+        "PEM CA certificates that client certificates are verified against (mutual TLS).",
+        SECTION_TLS,
+        flags=("--ca-certs",),
+    )
+    cert_reqs: int = _option(
+        0,
+        _Int(0, 2),
+        "Client certificates (gunicorn's numbers): 0 not asked for, 1 optional (verified when "
+        "sent), 2 required. The environ gets SSL_CLIENT_VERIFY (SUCCESS/NONE) and "
+        "SSL_CLIENT_S_DN (the subject, RFC 4514).",
+        SECTION_TLS,
+        flags=("--cert-reqs",),
+    )
+    proxy_protocol: str = _option(
+        "off",
+        _Choice(("off", "v1", "v2", "auto")),
+        "Every TCP connection starts with a HAProxy PROXY protocol header (v1 text, v2 binary, "
+        "auto: either); REMOTE_ADDR/REMOTE_PORT come from it. A connection without a valid "
+        "header is closed without a response.",
+        SECTION_PROXIES,
+        flags=("--proxy-protocol",),
+    )
+    proxy_allow_from: str = _option(
+        "127.0.0.1,::1",
+        _AllowList(),
+        "Peers allowed to send a PROXY header (addresses, CIDR networks, or *); connections "
+        "from others are closed at once.",
+        SECTION_PROXIES,
+        flags=("--proxy-allow-from",),
+    )
+    forwarded_allow_ips: str = _option(
+        "127.0.0.1,::1",
+        _AllowList(),
+        "Proxies whose Forwarded / X-Forwarded-For/-Proto/-Host/-Port/-Prefix headers are "
+        "believed (addresses, CIDR networks, or *; a Unix socket peer always is): they set "
+        "REMOTE_ADDR, wsgi.url_scheme, HTTP_HOST/SERVER_NAME/SERVER_PORT and SCRIPT_NAME. "
+        "From other peers these headers are removed. Default from the FORWARDED_ALLOW_IPS "
+        "environment variable when set.",
+        SECTION_PROXIES,
+        flags=("--forwarded-allow-ips",),
+    )
     threads: int = _option(
         4,
         _Int(1, 100_000),
@@ -546,6 +705,36 @@ class Config:
         "is ready), so memory never doubles; by default a whole new set starts first.",
         SECTION_PROCESSES,
         flags=("--reload-one-by-one",),
+    )
+    reload: bool = _option(
+        False,
+        _Flag(),
+        "Development: replace the workers when a Python file of the app changes (the modules "
+        "it imported from outside the standard library and site-packages) or a "
+        "--reload-extra-file matches a changed file. A changed file that does not compile "
+        "keeps the running workers, and so does new code that fails to import; the error "
+        "goes to the error log. Implies a master, even with -w 1; --preload is ignored.",
+        SECTION_DEV,
+        flags=("--reload",),
+    )
+    reload_extra_files: tuple[str, ...] = _option(
+        (),
+        _Globs(),
+        "With --reload, also reload when a file matching this glob changes (templates, "
+        "config; '**' matches any depth); repeat for several.",
+        SECTION_DEV,
+        flags=("--reload-extra-file",),
+        rust=False,
+        repeat=True,
+    )
+    reload_engine: str = _option(
+        "auto",
+        _Choice(("auto", "inotify", "poll")),
+        "How --reload notices changes: inotify (Linux), poll (the files' mtimes every second), "
+        "or auto: inotify when available, else poll.",
+        SECTION_DEV,
+        flags=("--reload-engine",),
+        rust=False,
     )
     max_requests: int = _option(
         0,
@@ -856,6 +1045,114 @@ class Config:
         "Reported to the app as wsgi.multiprocess; set by the process manager, not a flag.",
         SECTION_WORKER,
     )
+    static_map: tuple[str, ...] = _option(
+        (),
+        _StaticMounts(),
+        "Serve the files of DIR under the URL PREFIX from Rust, before the app (repeatable): "
+        "GET/HEAD only, sendfile, ETag/Last-Modified with 304s, single Range requests (206/416), "
+        "precompressed .br/.gz siblings chosen by Accept-Encoding, Content-Type by extension. "
+        "The mount owns its prefix: a missing file, a directory, a dotfile or a path with '..', "
+        "an encoded slash or a symlink out of DIR is 404.",
+        SECTION_STATIC,
+        flags=("--static",),
+        repeat=True,
+    )
+    static_max_age: int = _option(
+        0,
+        _Int(0, _U64_MAX, zero="no Cache-Control"),
+        "Send 'Cache-Control: public, max-age=SECS' with static files; 0 sends none.",
+        SECTION_STATIC,
+        flags=("--static-max-age",),
+    )
+    static_follow_symlinks: bool = _option(
+        False,
+        _Flag(),
+        "Serve static files through symlinks whose target is outside the mounted directory.",
+        SECTION_STATIC,
+        flags=("--static-follow-symlinks",),
+    )
+    compress: bool = _option(
+        False,
+        _Flag(),
+        "Compress app responses with brotli or gzip, as the client's Accept-Encoding prefers "
+        "(in Rust, off the GIL). Not compressed: HEAD, 204/206/304, responses with "
+        "Content-Encoding or Cache-Control: no-transform, file_wrapper bodies, other types than "
+        "--compress-types, bodies under --compress-min-size. Streamed bodies are flushed per "
+        "chunk.",
+        SECTION_COMPRESSION,
+        flags=("--compress",),
+    )
+    compress_min_size: int = _option(
+        1024,
+        _Size(0),
+        "Bodies known whole (or with a Content-Length) below this many bytes are not "
+        "compressed; streamed bodies without a length are compressed by type alone.",
+        SECTION_COMPRESSION,
+        flags=("--compress-min-size",),
+    )
+    compress_types: str = _option(
+        "text/*,application/json,application/javascript,application/xml,application/xhtml+xml,"
+        "application/rss+xml,application/atom+xml,application/manifest+json,application/ld+json,"
+        "application/wasm,image/svg+xml",
+        _MediaTypes(),
+        "Comma-separated Content-Types that --compress compresses (type/subtype or type/*).",
+        SECTION_COMPRESSION,
+        flags=("--compress-types",),
+    )
+    request_id: bool = _option(
+        False,
+        _Flag(),
+        "X-Request-ID: keep a valid incoming one (visible ASCII, at most 200 bytes) or generate "
+        "one (32 hex digits); the app sees it as HTTP_X_REQUEST_ID, the response carries it, the "
+        "access log has it (%({x-request-id}i)s; key request_id in JSON).",
+        SECTION_HTTP,
+        flags=("--request-id",),
+    )
+    http2: bool = _option(
+        False,
+        _Flag(),
+        "Serve HTTP/2 over plain TCP to clients that open with the HTTP/2 preface (h2c with "
+        "prior knowledge); other connections stay HTTP/1. (Over TLS, HTTP/2 is chosen by ALPN.)",
+        SECTION_HTTP2,
+        flags=("--http2",),
+    )
+    http2_max_concurrent_streams: int = _option(
+        100,
+        _Int(1, 2**32 - 1),
+        "Most concurrent streams (requests) per HTTP/2 connection.",
+        SECTION_HTTP2,
+        flags=("--http2-max-concurrent-streams",),
+    )
+    http2_max_header_list_size: int = _option(
+        0,
+        _Size(0, 2**32 - 1),
+        "Largest HTTP/2 header list, in bytes (larger: 431); 0 means --limit-request-head.",
+        SECTION_HTTP2,
+        flags=("--http2-max-header-list-size",),
+    )
+    http2_initial_stream_window_size: int = _option(
+        1024**2,
+        _Size(65_535, 2**31 - 1),
+        "HTTP/2 receive window per stream, in bytes: request-body bytes a client may send "
+        "ahead of the app reading them.",
+        SECTION_HTTP2,
+        flags=("--http2-initial-stream-window-size",),
+    )
+    http2_initial_connection_window_size: int = _option(
+        2 * 1024**2,
+        _Size(65_535, 2**31 - 1),
+        "HTTP/2 receive window per connection, in bytes (all its streams together).",
+        SECTION_HTTP2,
+        flags=("--http2-initial-connection-window-size",),
+    )
+    http2_keepalive_interval: float = _option(
+        0.0,
+        _Seconds(),
+        "Seconds between HTTP/2 keep-alive PINGs (one unanswered for --write-timeout closes "
+        "the connection); 0 means none.",
+        SECTION_HTTP2,
+        flags=("--http2-keepalive-interval",),
+    )
 
     def __post_init__(self) -> None:
         for spec in OPTIONS:
@@ -871,8 +1168,9 @@ class Config:
     def uses_master(self) -> bool:
         """Serve through a master and forked workers: several workers, or recycling (a
         recycled worker needs someone to start its replacement). Otherwise one process serves
-        directly (docs/architecture.md, "Processes")."""
-        return self.workers > 1 or self.recycles or self.drops_privileges
+        directly (docs/architecture.md, "Processes"). --reload too: the workers are replaced
+        when the code changes."""
+        return self.workers > 1 or self.recycles or self.drops_privileges or self.reload
 
     @property
     def drops_privileges(self) -> bool:
@@ -969,7 +1267,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 #: Environment variables that give an option its default when the command line does not
 #: (the convention of Heroku-style platforms, also read by gunicorn).
-ENV_DEFAULTS = {"workers": "WEB_CONCURRENCY"}
+ENV_DEFAULTS = {"workers": "WEB_CONCURRENCY", "forwarded_allow_ips": "FORWARDED_ALLOW_IPS"}
 
 
 def env_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -96,15 +96,20 @@ def _join(
         log("warning", f"app threads still busy after shutdown, left behind: {', '.join(stuck)}")
 
 
-def run(app: Callable[..., Any], config: Config, worker_process: Any = None) -> None:
+def run(
+    app: Callable[..., Any], config: Config, worker_process: Any = None, hooks: Any = None
+) -> None:
     """Serves `app` with `config` until SIGINT/SIGTERM (main thread) or the server is stopped.
 
     Raises OSError when a listener cannot be bound (naming the address) and ValueError when the
     extension rejects the configuration. Called from a non-main thread, signal handlers are left
     alone. `worker_process` (a `_ferrule.Worker`, in a forked worker) serves on the listeners the
-    master bound; its server tells the master it is ready once it can take signals.
+    master bound; its server tells the master it is ready once it can take signals. `hooks`
+    (`ferrule.hooks.Hooks`) are the server hooks (see that module for which run here).
     """
     _ferrule = importlib.import_module("ferrule._ferrule")
+    if hooks:
+        app = hooks.wrap_app(app)
 
     if config.capture_output:  # in the process that serves: each worker captures its own
         from ferrule.logsetup import capture_output
@@ -114,6 +119,15 @@ def run(app: Callable[..., Any], config: Config, worker_process: Any = None) -> 
         server = _ferrule.Server(config.to_rust_json(), app)
     else:
         server = _ferrule.Server(config.to_rust_json(), app, worker=worker_process)
+    if hooks:
+        hooks.attach_log(_ferrule.log)
+        if worker_process is None:
+            hooks.single_process_started()
+        hooks.worker_ready(app)
+    if config.reload and worker_process is not None:
+        from ferrule.reload import start_watcher
+
+        start_watcher(config, worker_process.retire, _ferrule.log)
     workers = [
         threading.Thread(target=server.serve_worker, daemon=True, name=f"ferrule-app-{i}")
         for i in range(config.threads)
@@ -136,6 +150,8 @@ def run(app: Callable[..., Any], config: Config, worker_process: Any = None) -> 
             _join(started, timeout, _ferrule.log, catch_signals=bool(previous))
         finally:
             _restore_signals(previous)
+    if hooks:
+        hooks.worker_stopped(server.interrupted)
 
 
 def _describe_load_error(exc: BaseException) -> str:
@@ -155,6 +171,7 @@ def run_workers(
     load: Callable[[], Callable[..., Any]],
     app: Callable[..., Any] | None = None,
     launch: Any = None,
+    hooks: Any = None,
 ) -> int:
     """Runs a master and `config.workers` forked workers; returns the master's exit code.
 
@@ -179,8 +196,16 @@ def run_workers(
     if app is not None:
         gc.freeze()
     argv = [sys.executable, *sys.orig_argv[1:]]
+    events = None
+    if hooks:
+        hooks.attach_log(_ferrule.log)
+        events = hooks.master_event
     result = _ferrule.supervise(
-        config.to_rust_json(), argv=argv, cwd=launch.cwd, old_master=launch.old_master
+        config.to_rust_json(),
+        argv=argv,
+        cwd=launch.cwd,
+        old_master=launch.old_master,
+        events=events,
     )
     if isinstance(result, int):
         return result
@@ -188,6 +213,8 @@ def run_workers(
     code = 0
     try:
         process.set_title(_ferrule, f"ferrule: worker {worker.id}{label}", "ferrule-worker")
+        if hooks:
+            hooks.forked(worker.id)
         try:
             process.drop_privileges(launch.ids)
         except OSError as exc:
@@ -201,7 +228,7 @@ def run_workers(
                 worker.boot_failed(_describe_load_error(exc))
                 code = worker.EXIT_BOOT_FAILED
                 return code  # the finally below exits
-        run(app, config, worker_process=worker)
+        run(app, config, worker_process=worker, hooks=hooks)
     except BaseException:  # noqa: BLE001 - a worker must exit here, whatever happened
         traceback.print_exc()
         code = 1

@@ -16,8 +16,8 @@ import re
 import tempfile
 from pathlib import Path
 
-import pytest
 import proxy_configs as cfg
+import pytest
 from proxy_rig import ProxyFailed, ProxyProcess, apache_modules_dir, find_program, free_port
 
 from helpers.server import FerruleProcess, ServerFailed
@@ -128,7 +128,7 @@ class _Proxies:
             proc.stop()
             if not proc.ready:
                 continue  # its start failed and said why
-            fatal = re.findall(r"^.*\b(emerg|segfault|AH00052)\b.*$", proc.log_text(), re.M)
+            fatal = re.findall(r"^.*\b(emerg|segfault|AH00052)\b.*$", proc.log_text(), re.MULTILINE)
             if fatal:
                 problems.append(f"{proc.name} logged: {fatal}\n{proc.log_text()}")
         return problems
@@ -151,4 +151,3 @@ def _proxy_fixture(kind: str):
 nginx = _proxy_fixture("nginx")
 apache = _proxy_fixture("apache")
 haproxy = _proxy_fixture("haproxy")
-

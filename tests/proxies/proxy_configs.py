@@ -13,7 +13,9 @@ placeholder whose value is empty disappears; a multi-line value is indented like
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
 
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
@@ -174,6 +176,7 @@ defaults
     mode http
     log global
     option httplog
+    option forwardfor
     timeout connect 2s
     timeout client 30s
     timeout server 30s
@@ -211,7 +214,7 @@ global
 
 #: The values docs/deployment.md renders the templates with.
 DOC_VALUES = {
-    "LISTEN": "80",
+    "LISTEN": "*:80",
     "UPSTREAM": "127.0.0.1:8000",
     "BUFFERING": "",
     "EXTRA_LOCATIONS": "",
@@ -246,6 +249,14 @@ def haproxy_servers(addresses: list[str]) -> str:
     return "\n".join(f"server app{i + 1} {addr}" for i, addr in enumerate(addresses))
 
 
+def _exists(lookup, name: str) -> bool:
+    try:
+        lookup(name)
+    except KeyError:
+        return False
+    return True
+
+
 def _run_as_root_user() -> str:
     return "root" if os.geteuid() == 0 else ""
 
@@ -259,9 +270,13 @@ def nginx_conf(site: str, prefix: str) -> str:
 
 def apache_conf(site: str, root: str, port: int, modules_dir: str) -> str:
     modules = "\n".join(f"LoadModule {name} {modules_dir}/{so}" for name, so in APACHE_MODULES)
-    # Apache refuses to run its children as root: started as root, they become www-data (the
-    # proxy sites read no file of the test, so its private directory is no obstacle).
-    user = "User www-data\nGroup www-data" if _run_as_root_user() else ""
+    # Apache refuses to run its children as root: started as root, they become an unprivileged
+    # user (the proxy sites read no file of the test, so its private directory is no obstacle).
+    user = ""
+    if _run_as_root_user():
+        name = next(n for n in ("www-data", "apache", "nobody") if _exists(pwd.getpwnam, n))
+        group = next(g for g in (name, "nogroup", "nobody") if _exists(grp.getgrnam, g))
+        user = f"User {name}\nGroup {group}"
     return render(_APACHE_HARNESS, ROOT=root, PORT=str(port), MODULES=modules, USER=user, SITE=site)
 
 

@@ -164,6 +164,20 @@ class ProxyProcess:
         return "\n".join(parts)
 
 
+def established_peers(port: int) -> set[int]:
+    """Source ports of the ESTABLISHED IPv4 connections to local port `port` (from
+    /proc/net/tcp): how many connections a proxy holds open to ferrule, and which."""
+    peers = set()
+    with open("/proc/net/tcp") as f:
+        next(f)  # header line
+        for line in f:
+            fields = line.split()
+            local, remote, state = fields[1], fields[2], fields[3]
+            if state == "01" and int(local.split(":")[1], 16) == port:
+                peers.add(int(remote.split(":")[1], 16))
+    return peers
+
+
 # -- clients ----------------------------------------------------------------------------------
 
 
@@ -197,6 +211,11 @@ def request(
         conn.close()
 
 
+#: A second loopback address for clients, so the app can tell the client (127.0.0.2) from the
+#: proxy (127.0.0.1) in REMOTE_ADDR.
+CLIENT_ADDR = "127.0.0.2"
+
+
 def get_environ(port: int, path: str = "/environ", **kw) -> dict:
     """`/environ` of tests/apps/proxy_app.py through the proxy: {"instance", "environ"}; each
     environ value flattened to its value."""
@@ -218,7 +237,9 @@ def check_upload(port: int, size: int = 20 * 1024 * 1024, chunked: bool = False)
     data = upload_data(size)
     body = (data[i : i + (1 << 20)] for i in range(0, size, 1 << 20)) if chunked else data
     headers = {"Content-Type": "application/octet-stream"}
-    status, _, answer = request(port, "POST", "/upload", body=body, headers=headers, chunked=chunked)
+    status, _, answer = request(
+        port, "POST", "/upload", body=body, headers=headers, chunked=chunked
+    )
     assert status == 200, (status, answer[:500])
     got = json.loads(answer)
     assert got["length"] == size

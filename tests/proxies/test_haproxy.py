@@ -17,10 +17,14 @@ import http.client
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import proxy_configs as cfg
 import pytest
 from proxy_rig import check_download, check_upload, connection, free_port, get_environ, request
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -28,6 +32,8 @@ pytestmark = pytest.mark.timeout(90)
 LOAD_THREADS = 4
 #: Milliseconds each load request spends in the app, so some are in flight at every SIGTERM.
 LOAD_REQUEST_MS = 20
+#: Requests each instance answers before the next step of the restart.
+PHASE_REQUESTS = 20
 #: Seconds a restarted instance may take to get traffic again (health check `inter 1s rise 1`).
 BACK_IN_ROTATION = 15.0
 
@@ -114,7 +120,7 @@ class _Load:
                 conn = connection(self.port)
         conn.close()
 
-    def __enter__(self) -> _Load:
+    def __enter__(self) -> Self:
         for t in self.threads:
             t.start()
         return self
@@ -142,15 +148,15 @@ class _Load:
 def test_rolling_restart_behind_haproxy_loses_no_request(backend, haproxy):
     (a, b), proxy = _lb(backend, haproxy, names=("a1", "b1"))
     with _Load(proxy.port) as load:
-        load.wait_for_traffic("a1", BACK_IN_ROTATION)
-        load.wait_for_traffic("b1", BACK_IN_ROTATION)
+        # Each instance serves a while first, so HAProxy holds pooled connections to it and
+        # has requests in flight when it is stopped.
+        load.wait_for_traffic("a1", BACK_IN_ROTATION, at_least=PHASE_REQUESTS)
+        load.wait_for_traffic("b1", BACK_IN_ROTATION, at_least=PHASE_REQUESTS)
         for old, new_name in ((a, "a2"), (b, "b2")):
             old.send_signal(signal.SIGTERM)
             assert old.wait_exit() == 0, old.log_text()
             backend(port=old.port, instance=new_name)
-            load.wait_for_traffic(new_name, BACK_IN_ROTATION)
-        # Some more traffic over the fully restarted pair.
-        load.wait_for_traffic("a2", BACK_IN_ROTATION, at_least=load.count("a2") + 20)
+            load.wait_for_traffic(new_name, BACK_IN_ROTATION, at_least=PHASE_REQUESTS)
     print(f"rolling restart: {dict(load.by_instance)} answered, {len(load.failures)} failed")
     assert load.failures == [], (load.failures[:20], load.by_instance, proxy.log_text()[-4000:])
     assert set(load.by_instance) == {"a1", "b1", "a2", "b2"}, load.by_instance

@@ -85,6 +85,10 @@ def rust_defaults() -> dict[str, object]:
             out[name] = m.group(1)
         elif m := re.fullmatch(r"LogLevel::(\w+)", expr):
             out[name] = m.group(1).lower()
+        elif m := re.fullmatch(r"crate::proxy_protocol::ProxyProtocolMode::(\w+)", expr):
+            out[name] = m.group(1).lower()
+        elif expr == "crate::cidr::AddrAllowList::loopback()":
+            out[name] = "127.0.0.1,::1"
         elif expr in ("None", "true", "false"):
             out[name] = {"None": None, "true": True, "false": False}[expr]
         else:
@@ -121,6 +125,8 @@ def test_python_only_options_are_not_sent():
         "hooks",
         "log_config",
         "log_config_dict",
+        "reload_extra_files",
+        "reload_engine",
         "middleware",
         "chdir",
         "pid_file",
@@ -193,6 +199,16 @@ def test_no_options_gives_defaults():
         (["--server-header", "nginx/1"], "server_header", "nginx/1"),
         (["--worker-connections", "10"], "worker_connections", 10),
         (["--overload-503"], "overload_503", True),
+        (["--http2"], "http2", True),
+        (["--http2-max-concurrent-streams", "10"], "http2_max_concurrent_streams", 10),
+        (["--http2-max-header-list-size", "16K"], "http2_max_header_list_size", 16384),
+        (["--http2-initial-stream-window-size", "64K"], "http2_initial_stream_window_size", 65536),
+        (
+            ["--http2-initial-connection-window-size", "4M"],
+            "http2_initial_connection_window_size",
+            4 * 1024**2,
+        ),
+        (["--http2-keepalive-interval", "20"], "http2_keepalive_interval", 20.0),
         (["--max-queued-requests", "0"], "max_queued_requests", 0),
         (["--queue-timeout", "0.5"], "queue_timeout", 0.5),
         (["-w", "3"], "workers", 3),
@@ -201,6 +217,13 @@ def test_no_options_gives_defaults():
         (["--pid", "/run/ferrule.pid"], "pid_file", "/run/ferrule.pid"),
         (["-p", "x.pid"], "pid_file", "x.pid"),
         (["--reload-one-by-one"], "reload_one_by_one", True),
+        (["--reload"], "reload", True),
+        (
+            ["--reload-extra-file", "a/*.txt", "--reload-extra-file", "b/**"],
+            "reload_extra_files",
+            ("a/*.txt", "b/**"),
+        ),
+        (["--reload-engine", "poll"], "reload_engine", "poll"),
         (["--max-requests", "1000"], "max_requests", 1000),
         (["--max-requests-jitter", "50"], "max_requests_jitter", 50),
         (["--max-worker-memory", "512"], "max_worker_memory", 512),
@@ -214,6 +237,20 @@ def test_no_options_gives_defaults():
         (["--log-config", "log.json"], "log_config", "log.json"),
         (["--log-config-json", "l.json"], "log_config", "l.json"),
         (["--middleware", "a:b", "--middleware", "c:d(1)"], "middleware", ("a:b", "c:d(1)")),
+        (["--static", "/s=d", "--static", "/=e"], "static_map", ("/s=d", "/=e")),
+        (["--static-max-age", "60"], "static_max_age", 60),
+        (["--static-follow-symlinks"], "static_follow_symlinks", True),
+        (["--compress"], "compress", True),
+        (["--compress-min-size", "2K"], "compress_min_size", 2048),
+        (["--compress-types", "text/*,image/svg+xml"], "compress_types", "text/*,image/svg+xml"),
+        (["--request-id"], "request_id", True),
+        (["--certfile", "c.pem"], "certfile", "c.pem"),
+        (["--keyfile", "k.pem"], "keyfile", "k.pem"),
+        (["--ca-certs", "ca.pem"], "ca_certs", "ca.pem"),
+        (["--cert-reqs", "2"], "cert_reqs", 2),
+        (["--proxy-protocol", "V2"], "proxy_protocol", "v2"),
+        (["--proxy-allow-from", "10.0.0.0/8, ::1"], "proxy_allow_from", "10.0.0.0/8,::1"),
+        (["--forwarded-allow-ips", "*"], "forwarded_allow_ips", "*"),
     ],
 )
 def test_flag_sets_field(argv, field, value):
@@ -231,6 +268,7 @@ def test_recycling_needs_a_master_even_for_one_worker():
     assert parse("--max-worker-lifetime", "60").uses_master
     assert not parse("--max-requests-jitter", "10").uses_master  # jitter alone recycles nothing
     assert not parse("--timeout", "5").uses_master
+    assert parse("--reload").uses_master  # the workers are replaced on a change
 
 
 def test_every_flag_is_exercised_above():
@@ -263,6 +301,9 @@ def test_every_flag_is_exercised_above():
         (["--access-logformat", "%(z)s"], "--access-logformat"),
         (["--access-logformat", "50% off"], "--access-logformat"),
         (["--middleware", "nocolon"], "--middleware"),
+        (["--static", "static=dir"], "--static"),
+        (["--static", "/s="], "--static"),
+        (["--compress-types", "text"], "--compress-types"),
     ],
 )
 def test_bad_value_names_the_option(argv, named, capsys):

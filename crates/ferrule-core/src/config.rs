@@ -74,6 +74,40 @@ pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
 pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
     r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
 
+/// Default most concurrent HTTP/2 streams per connection (`SETTINGS_MAX_CONCURRENT_STREAMS`,
+/// RFC 9113 §6.5.2). 100: the value RFC 9113 recommends as a floor ("It is recommended that
+/// this value be no smaller than 100") and what browsers expect; each open stream is at most
+/// one queued request, so `max_queued_requests` still bounds the work.
+pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Default `http2_max_header_list_size`: 0 = the same bound as `limit_request_head`
+/// (`SETTINGS_MAX_HEADER_LIST_SIZE`, RFC 9113 §6.5.2; past it the stream gets a 431).
+pub const DEFAULT_HTTP2_MAX_HEADER_LIST_SIZE: u32 = 0;
+/// Default HTTP/2 stream receive window in bytes (RFC 9113 §6.9.2; the protocol's own default
+/// is 65,535): 1 MiB, so a request body up to `max_buffered_body` arrives without waiting for a
+/// WINDOW_UPDATE round trip. A body the app reads slowly stops at this many unread bytes.
+pub const DEFAULT_HTTP2_INITIAL_STREAM_WINDOW_SIZE: u32 = 1024 * 1024;
+/// Default HTTP/2 connection receive window in bytes: 2 MiB (two streams' windows), the bound
+/// on unread request-body bytes one connection can hold at once.
+pub const DEFAULT_HTTP2_INITIAL_CONNECTION_WINDOW_SIZE: u32 = 2 * 1024 * 1024;
+/// Default interval of HTTP/2 keep-alive PINGs in seconds; 0 = none (idle connections are
+/// closed by `keepalive_timeout` instead). A PING unanswered for `write_timeout` closes the
+/// connection.
+pub const DEFAULT_HTTP2_KEEPALIVE_INTERVAL_SECS: f64 = 0.0;
+
+/// Default `static_max_age`: 0 = static files get no `Cache-Control` (clients revalidate with
+/// the ETag/Last-Modified they got; how long a file may be cached is the operator's call).
+pub const DEFAULT_STATIC_MAX_AGE: u64 = 0;
+/// Default `compress_min_size`: bodies known whole and shorter than 1 KiB are sent as they are.
+/// Below about one TCP segment, compression saves no round trip and gzip's 18-byte frame plus
+/// the CPU are pure cost.
+pub const DEFAULT_COMPRESS_MIN_SIZE: usize = 1024;
+/// Default `compress_types`: text formats that compress well, comma-separated. A `type/*` entry
+/// matches the whole top-level type; parameters (`; charset=...`) are ignored when matching.
+pub const DEFAULT_COMPRESS_TYPES: &str = r#"text/*,application/json,application/javascript,application/xml,application/xhtml+xml,application/rss+xml,application/atom+xml,application/manifest+json,application/ld+json,application/wasm,image/svg+xml"#;
+
+/// Default `--cert-reqs`: 0, no client certificate asked for (gunicorn's `ssl.CERT_NONE`).
+pub const DEFAULT_CERT_REQS: u8 = 0;
+
 /// Error log verbosity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -92,12 +126,30 @@ pub struct ServerConfig {
     /// Addresses to listen on, `HOST:PORT` or `[V6]:PORT`. Port 0 picks a free port; the bound
     /// address is logged as `Listening at: http://HOST:PORT (PID)`.
     pub bind: Vec<String>,
+    /// TLS certificate chain (PEM); set = every TCP listener serves TLS.
+    pub certfile: Option<String>,
+    /// TLS private key (PEM); `None` = read it from `certfile`.
+    pub keyfile: Option<String>,
+    /// CA certificates (PEM) that client certificates are verified against.
+    pub ca_certs: Option<String>,
+    /// Client certificates: 0 not asked for, 1 optional, 2 required (gunicorn `ssl.CERT_*`).
+    pub cert_reqs: u8,
+    /// PROXY protocol header required at the start of every connection.
+    pub proxy_protocol: crate::proxy_protocol::ProxyProtocolMode,
+    /// Peers allowed to send a PROXY header; others are closed at accept.
+    pub proxy_allow_from: crate::cidr::AddrAllowList,
+    /// Peers whose forwarding headers (`Forwarded`, `X-Forwarded-*`) are believed; from anyone
+    /// else they are removed.
+    pub forwarded_allow_ips: crate::cidr::AddrAllowList,
     /// Application threads in this process.
     pub threads: usize,
     /// Worker processes; more than 1 runs a master that forks and supervises them.
     pub workers: usize,
     /// On HUP, replace workers one at a time (at most one extra worker at any moment).
     pub reload_one_by_one: bool,
+    /// Dev reload: workers ask to be replaced when the app's code changes; a replacement that
+    /// cannot load it leaves the running workers serving instead of stopping the server.
+    pub reload: bool,
     /// Each worker listens on its own `SO_REUSEPORT` socket bound to the same address (the
     /// kernel spreads connections evenly); the master only holds the address.
     pub reuse_port: bool,
@@ -148,15 +200,50 @@ pub struct ServerConfig {
     pub server_header: String,
     /// Reported as `wsgi.multiprocess`.
     pub multiprocess: bool,
+    /// Static file mounts, `"/url/prefix=path/to/dir"`, served by Rust before the app
+    /// (`static_files`).
+    pub static_map: Vec<String>,
+    /// `Cache-Control: public, max-age=N` on static files; 0 = no `Cache-Control`.
+    pub static_max_age: u64,
+    /// Serve files under a static root through symlinks that lead out of it.
+    pub static_follow_symlinks: bool,
+    /// Compress app responses with gzip or brotli when the client accepts it.
+    pub compress: bool,
+    /// Bodies known whole below this many bytes are not compressed.
+    pub compress_min_size: usize,
+    /// Content types compressed, comma-separated (`type/subtype` or `type/*`).
+    pub compress_types: String,
+    /// Propagate a valid incoming `X-Request-ID` or generate one: in the environ, the response
+    /// and the access log.
+    pub request_id: bool,
+    /// Plain-TCP connections that open with the HTTP/2 connection preface are served as
+    /// HTTP/2 (h2c with prior knowledge, RFC 9113 §3.3); others stay HTTP/1.
+    pub http2: bool,
+    /// Most concurrent streams per HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
+    /// Largest HTTP/2 header list (RFC 9113 §6.5.2 size); 0 = `limit_request_head`.
+    pub http2_max_header_list_size: u32,
+    pub http2_initial_stream_window_size: u32,
+    pub http2_initial_connection_window_size: u32,
+    /// Seconds between HTTP/2 keep-alive PINGs; 0 = none.
+    pub http2_keepalive_interval: f64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             bind: vec!["127.0.0.1:8000".to_owned()],
+            certfile: None,
+            keyfile: None,
+            ca_certs: None,
+            cert_reqs: DEFAULT_CERT_REQS,
+            proxy_protocol: crate::proxy_protocol::ProxyProtocolMode::Off,
+            proxy_allow_from: crate::cidr::AddrAllowList::loopback(),
+            forwarded_allow_ips: crate::cidr::AddrAllowList::loopback(),
             threads: DEFAULT_THREADS,
             workers: DEFAULT_WORKERS,
             reload_one_by_one: false,
+            reload: false,
             reuse_port: false,
             max_requests: DEFAULT_MAX_REQUESTS,
             max_requests_jitter: DEFAULT_MAX_REQUESTS_JITTER,
@@ -186,6 +273,19 @@ impl Default for ServerConfig {
             error_log: "-".to_owned(),
             server_header: "ferrule".to_owned(),
             multiprocess: false,
+            static_map: vec![],
+            static_max_age: DEFAULT_STATIC_MAX_AGE,
+            static_follow_symlinks: false,
+            compress: false,
+            compress_min_size: DEFAULT_COMPRESS_MIN_SIZE,
+            compress_types: DEFAULT_COMPRESS_TYPES.to_owned(),
+            request_id: false,
+            http2: false,
+            http2_max_concurrent_streams: DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+            http2_max_header_list_size: DEFAULT_HTTP2_MAX_HEADER_LIST_SIZE,
+            http2_initial_stream_window_size: DEFAULT_HTTP2_INITIAL_STREAM_WINDOW_SIZE,
+            http2_initial_connection_window_size: DEFAULT_HTTP2_INITIAL_CONNECTION_WINDOW_SIZE,
+            http2_keepalive_interval: DEFAULT_HTTP2_KEEPALIVE_INTERVAL_SECS,
         }
     }
 }
@@ -239,6 +339,7 @@ impl ServerConfig {
             ("queue_timeout", self.queue_timeout),
             ("max_worker_lifetime", self.max_worker_lifetime),
             ("timeout", self.timeout),
+            ("http2_keepalive_interval", self.http2_keepalive_interval),
         ] {
             if !(secs.is_finite() && secs >= 0.0) {
                 return err(name, "must be a non-negative number of seconds");
@@ -250,11 +351,39 @@ impl ServerConfig {
         if self.worker_connections == 0 {
             return err("worker_connections", "must be at least 1");
         }
+        if self.http2_max_concurrent_streams == 0 {
+            return err("http2_max_concurrent_streams", "must be at least 1");
+        }
+        // RFC 9113 §6.5.2: window sizes above 2^31-1 are a FLOW_CONTROL_ERROR; below the
+        // protocol default a client would stall on every stream.
+        for (name, size) in [
+            (
+                "http2_initial_stream_window_size",
+                self.http2_initial_stream_window_size,
+            ),
+            (
+                "http2_initial_connection_window_size",
+                self.http2_initial_connection_window_size,
+            ),
+        ] {
+            if !(65_535..=0x7fff_ffff).contains(&size) {
+                return err(name, "must be between 65535 and 2147483647 bytes");
+            }
+        }
         if self.limit_request_line < 16 {
             return err("limit_request_line", "must be at least 16 bytes");
         }
         if self.limit_request_field_size < 16 {
             return err("limit_request_field_size", "must be at least 16 bytes");
+        }
+        if self.cert_reqs > 2 {
+            return err("cert_reqs", "must be 0 (none), 1 (optional) or 2 (required)");
+        }
+        if self.certfile.is_none() && (self.keyfile.is_some() || self.ca_certs.is_some()) {
+            return err("certfile", "keyfile and ca_certs need a certfile");
+        }
+        if self.cert_reqs > 0 && self.ca_certs.is_none() {
+            return err("ca_certs", "cert_reqs 1 or 2 needs ca_certs to verify clients");
         }
         if let Err(e) = crate::server::access::AccessFormat::compile(
             &self.access_log_format,
@@ -265,9 +394,31 @@ impl ServerConfig {
                 message: e.0,
             });
         }
+        if let Err(message) = crate::static_files::Mounts::parse(&self.static_map) {
+            return Err(ConfigError {
+                setting: "static_map",
+                message,
+            });
+        }
+        for t in self.compress_type_list() {
+            if !crate::middleware::compress::valid_type_pattern(&t) {
+                return Err(ConfigError {
+                    setting: "compress_types",
+                    message: format!("{t:?} is not a media type (type/subtype or type/*)"),
+                });
+            }
+        }
         Ok(())
     }
 
+    /// `compress_types` as a list (entries trimmed and lower-cased, empty ones skipped).
+    pub fn compress_type_list(&self) -> Vec<String> {
+        self.compress_types
+            .split(',')
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect()
+    }
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs_f64(self.keepalive_timeout)
     }
@@ -298,6 +449,19 @@ impl ServerConfig {
     /// How long a request may wait for an application thread; `None` = no limit.
     pub fn queue_wait(&self) -> Option<Duration> {
         (self.queue_timeout > 0.0).then(|| Duration::from_secs_f64(self.queue_timeout))
+    }
+    /// The HTTP/2 header list bound in bytes (`http2_max_header_list_size`, 0 =
+    /// `limit_request_head`).
+    pub fn http2_header_list(&self) -> u32 {
+        match self.http2_max_header_list_size {
+            0 => u32::try_from(self.limit_request_head).unwrap_or(u32::MAX),
+            n => n,
+        }
+    }
+    /// The HTTP/2 keep-alive PING interval; `None` = no PINGs.
+    pub fn http2_keepalive(&self) -> Option<Duration> {
+        (self.http2_keepalive_interval > 0.0)
+            .then(|| Duration::from_secs_f64(self.http2_keepalive_interval))
     }
 }
 

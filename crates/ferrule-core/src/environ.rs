@@ -29,12 +29,27 @@
 //!   A bracketed IPv6 literal keeps its brackets, as the URL needs them.
 //! - `HTTP_HOST` for an absolute-form target is the target's authority (RFC 9112 §3.2.2: the
 //!   received `Host` is ignored), so the app never sees a host the proxy did not route by.
-//! - `REMOTE_ADDR`/`REMOTE_PORT`: the peer address.
+//! - `REMOTE_ADDR`/`REMOTE_PORT`: the peer address (after a PROXY header, the header's
+//!   client). Over a Unix socket `REMOTE_ADDR` is empty and `REMOTE_PORT` absent (what
+//!   gunicorn reports: the socket has no peer address), and without an authority
+//!   `SERVER_NAME` is `localhost` with the scheme's default port.
+//! - Trusted forwarding (`crate::forwarded`): from a trusted proxy, `REMOTE_ADDR`/`REMOTE_PORT`
+//!   (when the proxy gave no client port, `REMOTE_PORT` stays the connection's, as Werkzeug's
+//!   `ProxyFix` leaves it: apps read the key unconditionally), the scheme
+//!   (`wsgi.url_scheme`, `HTTPS`), `HTTP_HOST`/`SERVER_NAME`/`SERVER_PORT` and `SCRIPT_NAME`
+//!   (`X-Forwarded-Prefix`) are the proxy's. `PATH_INFO` stays the path received: the proxy
+//!   already removed the prefix it announces (that is what the header means), so the app's
+//!   URL is `SCRIPT_NAME + PATH_INFO`. From an untrusted peer every header of
+//!   `forwarded::FORWARDING_HEADERS` is dropped.
+//! - `HTTPS=on` when the effective scheme is `https` (what Django, Flask and CGI code read);
+//!   over TLS, `SSL_CLIENT_VERIFY` is `SUCCESS` with a verified client certificate (and
+//!   `SSL_CLIENT_S_DN` its subject, RFC 4514), else `NONE` (mod_ssl's names and values).
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::exchange::ConnInfo;
+use crate::exchange::{ClientCert, ConnInfo};
+use crate::forwarded::{is_forwarding_header, ForwardedView};
 use crate::http1::{BodyFraming, RequestHead};
 
 /// The CGI keys whose names never change, so the binding can intern each once per thread.
@@ -98,6 +113,8 @@ pub enum EnvKey {
     Cgi(CgiKey),
     /// The full key, `HTTP_` included, e.g. `b"HTTP_USER_AGENT"`.
     Http(Vec<u8>),
+    /// A key some requests have (`HTTPS`, `SSL_CLIENT_VERIFY`, `SSL_CLIENT_S_DN`).
+    Other(&'static str),
 }
 
 /// One environ entry; the value is bytes the binding decodes as latin-1.
@@ -121,12 +138,30 @@ pub struct RequestParts<'a, H> {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub scheme: &'a str,
+    /// Over a Unix socket (see the module docs).
+    pub unix: bool,
+    /// The peer is not trusted: forwarding headers are dropped.
+    pub strip_forwarding: bool,
+    /// What a trusted proxy's forwarding headers say.
+    pub forwarded: Option<&'a ForwardedView>,
+    /// The connection is TLS (`SSL_CLIENT_VERIFY`).
+    pub tls: bool,
+    pub client_cert: Option<&'a ClientCert>,
 }
 
 /// The parts of a parsed request (the head and where the connection came from).
 pub fn request_parts<'a>(
     head: &'a RequestHead,
     conn: &'a ConnInfo,
+) -> RequestParts<'a, impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a> {
+    request_parts_forwarded(head, conn, None)
+}
+
+/// [`request_parts`] with what a trusted proxy said ([`crate::exchange::Request::forwarded`]).
+pub fn request_parts_forwarded<'a>(
+    head: &'a RequestHead,
+    conn: &'a ConnInfo,
+    forwarded: Option<&'a ForwardedView>,
 ) -> RequestParts<'a, impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a> {
     RequestParts {
         method: head.method(),
@@ -139,7 +174,20 @@ pub fn request_parts<'a>(
         chunked: head.framing() == BodyFraming::Chunked,
         peer: conn.peer,
         local: conn.local,
-        scheme: conn.scheme,
+        scheme: effective_scheme(conn, forwarded),
+        unix: conn.unix,
+        strip_forwarding: !conn.forwarding_trusted,
+        forwarded,
+        tls: conn.scheme == "https",
+        client_cert: conn.client_cert.as_deref(),
+    }
+}
+
+/// `wsgi.url_scheme`: a trusted proxy's, else the connection's.
+pub fn effective_scheme(conn: &ConnInfo, forwarded: Option<&ForwardedView>) -> &'static str {
+    match forwarded.and_then(|f| f.scheme) {
+        Some(s) => s.as_str(),
+        None => conn.scheme,
     }
 }
 
@@ -150,8 +198,12 @@ where
 {
     let mut vars: Vec<EnvVar<'a>> = Vec::with_capacity(24);
     let mut push = |k: CgiKey, v: Cow<'a, [u8]>| vars.push((EnvKey::Cgi(k), v));
+    let fwd = parts.forwarded;
     push(CgiKey::RequestMethod, Cow::Borrowed(parts.method));
-    push(CgiKey::ScriptName, Cow::Borrowed(b""));
+    match fwd.and_then(|f| f.script_name.as_deref()) {
+        Some(prefix) => push(CgiKey::ScriptName, Cow::Borrowed(prefix)),
+        None => push(CgiKey::ScriptName, Cow::Borrowed(b"")),
+    }
     push(CgiKey::PathInfo, percent_decode(parts.path));
     push(CgiKey::QueryString, Cow::Borrowed(parts.query));
     push(
@@ -160,11 +212,52 @@ where
     );
     push(CgiKey::RawUri, Cow::Borrowed(parts.target));
     push(CgiKey::RequestUri, Cow::Borrowed(parts.target));
-    push(CgiKey::RemoteAddr, Cow::Owned(ip_text(parts.peer.ip())));
-    push(CgiKey::RemotePort, Cow::Owned(port_text(parts.peer.port())));
-    let (name, port) = server_name_port(parts.host, parts.local, parts.scheme);
+    match fwd.and_then(|f| f.client) {
+        Some(client) => {
+            push(CgiKey::RemoteAddr, Cow::Owned(ip_text(client.addr)));
+            let port = client.port.unwrap_or(parts.peer.port());
+            push(CgiKey::RemotePort, Cow::Owned(port_text(port)));
+        }
+        None if parts.unix => push(CgiKey::RemoteAddr, Cow::Borrowed(b"")),
+        None => {
+            push(CgiKey::RemoteAddr, Cow::Owned(ip_text(parts.peer.ip())));
+            push(CgiKey::RemotePort, Cow::Owned(port_text(parts.peer.port())));
+        }
+    }
+    let fwd_host = fwd.and_then(|f| f.host.as_deref());
+    let host = fwd_host.or(parts.host);
+    let (name, port) = if host.is_none() && parts.unix {
+        (
+            Cow::Borrowed(&b"localhost"[..]),
+            Cow::Borrowed(default_port(parts.scheme).as_bytes()),
+        )
+    } else {
+        server_name_port(host, parts.local, parts.scheme)
+    };
     push(CgiKey::ServerName, name);
-    push(CgiKey::ServerPort, port);
+    match fwd.and_then(|f| f.port) {
+        Some(p) => push(CgiKey::ServerPort, Cow::Owned(port_text(p))),
+        None => push(CgiKey::ServerPort, port),
+    }
+    if parts.scheme == "https" {
+        vars.push((EnvKey::Other("HTTPS"), Cow::Borrowed(b"on")));
+    }
+    if parts.tls {
+        match parts.client_cert {
+            Some(cert) => {
+                vars.push((
+                    EnvKey::Other("SSL_CLIENT_VERIFY"),
+                    Cow::Borrowed(b"SUCCESS"),
+                ));
+                vars.push((
+                    EnvKey::Other("SSL_CLIENT_S_DN"),
+                    Cow::Borrowed(cert.subject.as_bytes()),
+                ));
+            }
+            None => vars.push((EnvKey::Other("SSL_CLIENT_VERIFY"), Cow::Borrowed(b"NONE"))),
+        }
+    }
+    let mut host_seen = false;
 
     let mut content_length_seen = false;
     for (name, value) in parts.headers {
@@ -182,8 +275,15 @@ where
         // request-target": `HTTP_HOST` (read first by PEP 3333 URL reconstruction) says the
         // target's authority, not what a client put in `Host`.
         let value = if name.eq_ignore_ascii_case(b"host") {
-            parts.host.unwrap_or(value)
+            host_seen = true;
+            host.unwrap_or(value)
         } else {
+            if parts.strip_forwarding
+                && matches!(name.first(), Some(b'f' | b'F' | b'x' | b'X'))
+                && is_forwarding_header(name)
+            {
+                continue;
+            }
             value
         };
         let key = if name.eq_ignore_ascii_case(b"content-type") {
@@ -207,6 +307,10 @@ where
             }
             None => vars.push((key, Cow::Borrowed(value))),
         }
+    }
+    // A proxy's host for a request that had no `Host` (HTTP/1.0).
+    if let (false, Some(h)) = (host_seen, fwd_host) {
+        vars.push((EnvKey::Http(b"HTTP_HOST".to_vec()), Cow::Borrowed(h)));
     }
     vars
 }
@@ -400,6 +504,11 @@ mod tests {
             peer: "10.0.0.7:51234".parse().unwrap(),
             local: "127.0.0.1:8000".parse().unwrap(),
             scheme: "http",
+            unix: false,
+            strip_forwarding: false,
+            forwarded: None,
+            tls: false,
+            client_cert: None,
         }
     }
 
@@ -408,6 +517,7 @@ mod tests {
             .find(|(k, _)| match k {
                 EnvKey::Cgi(c) => c.as_str() == key,
                 EnvKey::Http(h) => h == key.as_bytes(),
+                EnvKey::Other(o) => *o == key,
             })
             .map(|(_, v)| v.as_ref())
     }

@@ -38,6 +38,37 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// `"http"` or `"https"` (`wsgi.url_scheme`).
     pub scheme: &'static str,
+    /// The connection came over a Unix socket: `peer` and `local` are placeholders
+    /// (`0.0.0.0:0`); `REMOTE_ADDR` is empty and `REMOTE_PORT` absent (as in gunicorn).
+    pub unix: bool,
+    /// The peer may set forwarding headers (`--forwarded-allow-ips`; a Unix socket peer always
+    /// may): when false, [`crate::forwarded::FORWARDING_HEADERS`] are removed before the app
+    /// sees the request.
+    pub forwarding_trusted: bool,
+    /// Over TLS, the client's verified certificate (mutual TLS), `None` when it sent none.
+    pub client_cert: Option<Arc<ClientCert>>,
+}
+
+impl ConnInfo {
+    /// A TCP connection's info: not Unix, forwarding headers not trusted, no client
+    /// certificate.
+    pub fn new(peer: SocketAddr, local: SocketAddr, scheme: &'static str) -> ConnInfo {
+        ConnInfo {
+            peer,
+            local,
+            scheme,
+            unix: false,
+            forwarding_trusted: false,
+            client_cert: None,
+        }
+    }
+}
+
+/// The client certificate of a mutual-TLS connection, as the environ shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// `SSL_CLIENT_S_DN`: the subject as an RFC 4514 string.
+    pub subject: String,
 }
 
 /// A request ready for the application.
@@ -47,6 +78,9 @@ pub struct Request {
     pub head: RequestHead,
     pub body: RequestBody,
     pub conn: ConnInfo,
+    /// What a trusted proxy's forwarding headers say (`--forwarded-allow-ips`), when it sent
+    /// any; `None` otherwise.
+    pub forwarded: Option<Box<crate::forwarded::ForwardedView>>,
 }
 
 /// The request body as the application will read it through `wsgi.input`.
@@ -402,11 +436,8 @@ mod tests {
         let request = Request {
             head,
             body: RequestBody::Empty,
-            conn: ConnInfo {
-                peer: addr,
-                local: addr,
-                scheme: "http",
-            },
+            conn: ConnInfo::new(addr, addr, "http"),
+            forwarded: None,
         };
         (Job { request, responder }, rx)
     }

@@ -192,6 +192,19 @@ where
     if !allow.contains(peer) {
         return Ok(ForwardedView::default());
     }
+    forwarded_view_trusted(allow, headers)
+}
+
+/// [`forwarded_view`] for a peer already known to be trusted (checked once per connection by
+/// the driver; a Unix socket peer, which has no address, is trusted by the socket's
+/// permissions). `allow` still decides which hops of the lists are trusted proxies.
+pub fn forwarded_view_trusted<'a, I>(
+    allow: &AddrAllowList,
+    headers: I,
+) -> Result<ForwardedView, ForwardedError>
+where
+    I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
+{
     let mut g = Gathered::default();
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();

@@ -210,6 +210,7 @@ impl AccessLog {
             &config.access_log_format,
             config.access_log_json,
         )
+        .map(|f| f.with_request_id(config.request_id))
         .map_err(|e| LogOpenError {
             path: dest.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),

@@ -666,11 +666,11 @@ mod tests {
     }
 
     fn conn() -> ConnInfo {
-        ConnInfo {
-            peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
-            local: SocketAddr::from(([127, 0, 0, 1], 3031)),
-            scheme: "http",
-        }
+        ConnInfo::new(
+            SocketAddr::from(([127, 0, 0, 1], 40000)),
+            SocketAddr::from(([127, 0, 0, 1], 3031)),
+            "http",
+        )
     }
 
     fn env(req: &UwsgiRequest) -> Vec<(String, String)> {
@@ -680,6 +680,7 @@ mod tests {
                 let k = match k {
                     EnvKey::Cgi(c) => c.as_str().to_owned(),
                     EnvKey::Http(h) => String::from_utf8(h).unwrap(),
+                    EnvKey::Other(o) => o.to_owned(),
                 };
                 (k, String::from_utf8_lossy(&v).into_owned())
             })

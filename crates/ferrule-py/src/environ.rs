@@ -21,8 +21,9 @@
 use std::collections::HashMap;
 use std::os::raw::c_char;
 
-use ferrule_core::environ::{cgi_variables, request_parts, CgiKey, EnvKey};
+use ferrule_core::environ::{cgi_variables, request_parts_forwarded, CgiKey, EnvKey};
 use ferrule_core::exchange::ConnInfo;
+use ferrule_core::forwarded::ForwardedView;
 use ferrule_core::http1::RequestHead;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -110,12 +111,15 @@ impl EnvironBuilder {
         py: Python<'py>,
         head: &RequestHead,
         conn: &ConnInfo,
+        forwarded: Option<&ForwardedView>,
         input: &Bound<'py, Input>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.template.bind(py).copy()?;
         // Bit `k` set: CGI key `k` got its value.
         let mut set: u32 = 0;
-        for (key, value) in cgi_variables(request_parts(head, conn)) {
+        let parts = request_parts_forwarded(head, conn, forwarded);
+        let https = parts.scheme == "https";
+        for (key, value) in cgi_variables(parts) {
             let value = latin1(py, &value)?;
             match key {
                 EnvKey::Cgi(k) => {
@@ -126,9 +130,11 @@ impl EnvironBuilder {
                     let key = self.http_key(py, name)?;
                     env.set_item(key, value)?;
                 }
+                // Rare (TLS, forwarded https): interned on the spot.
+                EnvKey::Other(name) => env.set_item(PyString::intern(py, name), value)?,
             }
         }
-        let scheme = if conn.scheme == "https" {
+        let scheme = if https {
             &self.scheme_https
         } else {
             &self.scheme_http

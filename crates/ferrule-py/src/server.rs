@@ -138,6 +138,12 @@ impl Server {
         lock(&self.shutdown).is_forced()
     }
 
+    /// True when the stop began with SIGINT (the `worker_int` server hook runs then).
+    #[getter]
+    fn interrupted(&self) -> bool {
+        lock(&self.shutdown).is_interrupted()
+    }
+
     /// Asks `run()` to stop gracefully; callable from any thread.
     fn stop(&self) {
         lock(&self.shutdown).shutdown();

@@ -16,7 +16,7 @@ use ferrule_core::log::init_error_log;
 use ferrule_core::server::bind_listeners;
 use ferrule_core::supervise::reexec::Reexec;
 use ferrule_core::supervise::{
-    supervise_with as run_master, ForkHooks, MasterLink, MasterOptions, Message, Role,
+    supervise_with as run_master, ForkHooks, MasterEvent, MasterLink, MasterOptions, Message, Role,
     EXIT_BOOT_FAILED,
 };
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
@@ -25,9 +25,29 @@ use pyo3::IntoPyObjectExt;
 
 use crate::error::CoreError;
 
-/// CPython's fork protocol (the GIL is held throughout, see the module docs).
+/// CPython's fork protocol (the GIL is held throughout, see the module docs), and the
+/// master's events for the server hooks: `events(name, data)` is called with the event's
+/// gunicorn name and a dict of its fields (see `MasterEvent`).
 #[derive(Debug)]
-struct PythonForkHooks;
+struct PythonForkHooks {
+    events: Option<Py<PyAny>>,
+}
+
+/// The fields of `event` as `(key, value)` pairs for the Python dict.
+fn event_fields(event: &MasterEvent) -> Vec<(&'static str, i64)> {
+    let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+    match *event {
+        MasterEvent::Ready | MasterEvent::Reload | MasterEvent::PreExec => Vec::new(),
+        MasterEvent::PreFork { id } => vec![("id", id.into())],
+        MasterEvent::Forked { id, pid } => vec![("id", id.into()), ("pid", pid.into())],
+        MasterEvent::ChildExit { id, pid, status } => vec![
+            ("id", id.into()),
+            ("pid", pid.into()),
+            ("status", status.into()),
+        ],
+        MasterEvent::WorkersChanged { new, old } => vec![("new", n(new)), ("old", n(old))],
+    }
+}
 
 impl ForkHooks for PythonForkHooks {
     fn before_fork(&mut self) {
@@ -41,6 +61,23 @@ impl ForkHooks for PythonForkHooks {
     fn after_fork_child(&mut self) {
         // SAFETY: as above, in the child, before any other Python code runs.
         unsafe { pyo3::ffi::PyOS_AfterFork_Child() }
+        // The child returns to Python with a `Worker`; the master's callback is not its own.
+        self.events = None;
+    }
+    fn event(&mut self, event: &MasterEvent) {
+        let Some(events) = &self.events else { return };
+        // The master holds the GIL (module docs): attaching is immediate.
+        Python::attach(|py| {
+            let data = pyo3::types::PyDict::new(py);
+            let called = event_fields(event)
+                .into_iter()
+                .try_for_each(|(k, v)| data.set_item(k, v))
+                .and_then(|()| events.call1(py, (event.name(), data)));
+            // The callback logs a hook's own exceptions; anything else is reported here.
+            if let Err(e) = called {
+                e.print(py);
+            }
+        });
     }
 }
 
@@ -85,6 +122,14 @@ impl Worker {
         self.id
     }
 
+    /// Asks the master for a replacement (`RETIRING`, like a recycle): this worker keeps
+    /// serving until the replacement is ready, then gets TERM. `reason` goes in the log.
+    fn retire(&self, reason: &str) -> PyResult<()> {
+        self.link
+            .send(&Message::Retiring(reason.to_owned()))
+            .map_err(|e| PyOSError::new_err(format!("cannot reach the master: {e}")))
+    }
+
     /// Tells the master the app could not be loaded; `text` is logged by the master, once.
     fn boot_failed(&self, text: &str) -> PyResult<()> {
         self.link
@@ -95,15 +140,17 @@ impl Worker {
 
 /// Runs the master; see the module docs. `argv` (the full command line, the program first)
 /// and `cwd` tell it how to start a new master on USR2; `old_master` is the master this one
-/// replaces (told to stop once this one's workers are ready).
+/// replaces (told to stop once this one's workers are ready). `events(name, data)`, when
+/// given, is called in the master for each `MasterEvent` (the server hooks).
 #[pyfunction]
-#[pyo3(signature = (config_json, argv=None, cwd=None, old_master=None))]
+#[pyo3(signature = (config_json, argv=None, cwd=None, old_master=None, events=None))]
 pub(crate) fn supervise(
     py: Python<'_>,
     config_json: &str,
     argv: Option<Vec<std::ffi::OsString>>,
     cwd: Option<std::ffi::OsString>,
     old_master: Option<i32>,
+    events: Option<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let config = ServerConfig::from_json(config_json).map_err(CoreError::from)?;
     init_error_log(config.log_level, &config.error_log).map_err(CoreError::from)?;
@@ -121,7 +168,8 @@ pub(crate) fn supervise(
     };
     let options = MasterOptions { reexec, old_master };
     // The GIL stays held: see the module docs.
-    match run_master(&config, listeners, &mut PythonForkHooks, options).map_err(CoreError::from)? {
+    let mut hooks = PythonForkHooks { events };
+    match run_master(&config, listeners, &mut hooks, options).map_err(CoreError::from)? {
         Role::Exit(code) => code.into_py_any(py),
         Role::Worker(ctx) => Worker {
             id: ctx.id,

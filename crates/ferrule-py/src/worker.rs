@@ -94,7 +94,12 @@ fn serve_one(
     request: Request,
     sender: &Arc<Sender>,
 ) {
-    let Request { head, body, conn } = request;
+    let Request {
+        head,
+        body,
+        conn,
+        forwarded,
+    } = request;
     let request_line = || describe(&head);
     let input = match Bound::new(py, Input::new(body)) {
         Ok(input) => input,
@@ -108,7 +113,7 @@ fn serve_one(
             return;
         }
     };
-    let environ = match env.build(py, &head, &conn, &input) {
+    let environ = match env.build(py, &head, &conn, forwarded.as_deref(), &input) {
         Ok(environ) => environ,
         Err(e) => {
             log_exception(

@@ -76,7 +76,9 @@ pub fn response_framing(input: &FramingInput) -> ResponseFraming {
         return ResponseFraming::Length(n);
     }
     match input.version {
-        Version::Http11 => ResponseFraming::Chunked,
+        // HTTP/2 frames the body itself (DATA frames, END_STREAM): "chunked" there only means
+        // "length unknown, streamed".
+        Version::Http11 | Version::Http2 => ResponseFraming::Chunked,
         Version::Http10 => ResponseFraming::CloseDelimited,
     }
 }

@@ -63,14 +63,18 @@ pub struct HeadLimits {
 pub enum Version {
     Http10,
     Http11,
+    /// An HTTP/2 stream (`server/h2`): never parsed from a request line, set by
+    /// [`RequestHead::into_h2`] on a head rebuilt from the stream's header block.
+    Http2,
 }
 
 impl Version {
-    /// `"HTTP/1.0"` or `"HTTP/1.1"` (`SERVER_PROTOCOL`).
+    /// `"HTTP/1.0"`, `"HTTP/1.1"` or `"HTTP/2"` (`SERVER_PROTOCOL`).
     pub fn as_str(self) -> &'static str {
         match self {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",
+            Version::Http2 => "HTTP/2",
         }
     }
 }
@@ -468,7 +472,8 @@ fn parse_fields(head: &[u8], rl: RequestLine) -> Result<RequestHead, RequestErro
         return Err(RequestError::ExpectationFailed);
     }
     let keep_alive = match version {
-        Version::Http11 => !conn_close,
+        // (HTTP/2 is never parsed from a request line: see `into_h2`.)
+        Version::Http11 | Version::Http2 => !conn_close,
         Version::Http10 => conn_keep_alive && !conn_close,
     };
     Ok(RequestHead {
@@ -552,6 +557,61 @@ impl RequestHead {
     /// The whole head as received (request line through the blank line).
     pub fn as_bytes(&self) -> &Bytes {
         &self.buf
+    }
+
+    /// Marks a head rebuilt from an HTTP/2 header block (serialised as HTTP/1.1 and parsed by
+    /// [`parse_head`], so the same rules apply) as an HTTP/2 stream: version `HTTP/2`, no
+    /// connection-level keep-alive decision (streams do not close their connection), and no
+    /// `100 Continue` to send (hyper's HTTP/2 server has no interim responses; a client that
+    /// waits for one sends its body after its own timeout).
+    pub(crate) fn into_h2(mut self) -> RequestHead {
+        self.version = Version::Http2;
+        self.keep_alive = true;
+        self.expects_continue = false;
+        self
+    }
+
+    /// The same head with every `name` field dropped and one `name: value` field appended (the
+    /// server's own `X-Request-ID`, `middleware::request_id`). For fields the parser does not
+    /// interpret: framing, `Host`, `Connection` and `Expect` were decided when the head was
+    /// parsed and are not revisited. `value` must be a valid field value (no CR, LF or NUL).
+    /// The bytes are re-serialised (`name: value` CRLF per field), so [`RequestHead::as_bytes`]
+    /// shows the head the app sees.
+    pub fn with_field(&self, name: &[u8], value: &[u8]) -> RequestHead {
+        let blank = if self.buf.ends_with(b"\r\n") { 2 } else { 1 };
+        let line_end = self
+            .headers
+            .first()
+            .map_or(self.buf.len().saturating_sub(blank), |(n, _)| {
+                n.start as usize
+            });
+        let mut buf = Vec::with_capacity(self.buf.len() + name.len() + value.len() + 6);
+        buf.extend_from_slice(&self.buf[..line_end]);
+        let mut head = self.clone();
+        head.headers.clear();
+        let fields = self
+            .headers
+            .iter()
+            .map(|&(n, v)| (n.get(&self.buf), v.get(&self.buf), Some(v)))
+            .filter(|(n, _, _)| !n.eq_ignore_ascii_case(name))
+            .chain(std::iter::once((name, value, None)));
+        for (n, v, old_value) in fields {
+            let n_start = buf.len();
+            buf.extend_from_slice(n);
+            let n_span = Span::new(n_start, buf.len());
+            buf.extend_from_slice(b": ");
+            let v_start = buf.len();
+            buf.extend_from_slice(v);
+            let v_span = Span::new(v_start, buf.len());
+            buf.extend_from_slice(b"\r\n");
+            if old_value.is_some() && old_value == self.host {
+                head.host = Some(v_span);
+            }
+            head.headers.push((n_span, v_span));
+        }
+        buf.extend_from_slice(b"\r\n");
+        head.buf = Bytes::from(buf);
+        head
     }
 }
 

@@ -32,7 +32,8 @@
 //!
 //! JSON (`access_log_json`): one object per line, fixed keys in this order: `time` (RFC 3339,
 //! UTC, milliseconds), `remote_addr`, `remote_port`, `method`, `path`, `query`, `protocol`,
-//! `status`, `bytes`, `duration_ms` (float), `referer`, `user_agent` (`null` when absent), `pid`.
+//! `status`, `bytes`, `duration_ms` (float), `referer`, `user_agent` (`null` when absent),
+//! `request_id` (only with `--request-id`), `pid`.
 //! Strings are RFC 8259 strings: `"`, `\` and control characters escaped, bytes that are valid
 //! UTF-8 kept as such, other bytes read as latin-1 (one character per byte, as WSGI does).
 
@@ -115,14 +116,17 @@ pub(crate) struct AccessFormat(Kind);
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
     Text(Vec<Piece>),
-    Json,
+    Json {
+        /// Add the `request_id` key (`--request-id`).
+        request_id: bool,
+    },
 }
 
 impl AccessFormat {
     /// Compiles the text format, or selects JSON.
     pub(crate) fn compile(format: &str, json: bool) -> Result<AccessFormat, FormatError> {
         if json {
-            return Ok(AccessFormat(Kind::Json));
+            return Ok(AccessFormat(Kind::Json { request_id: false }));
         }
         let mut pieces = Vec::new();
         let mut literal = String::new();
@@ -163,11 +167,20 @@ impl AccessFormat {
         Ok(AccessFormat(Kind::Text(pieces)))
     }
 
+    /// With `on` (`--request-id`), a JSON line gets the `request_id` key (before `pid`); the
+    /// text format names it with `%({x-request-id}i)s`.
+    pub(crate) fn with_request_id(self, on: bool) -> AccessFormat {
+        match self.0 {
+            Kind::Json { .. } => AccessFormat(Kind::Json { request_id: on }),
+            text => AccessFormat(text),
+        }
+    }
+
     /// True when a line uses the response headers (`%({name}o)s`): only then are they kept.
     pub(crate) fn needs_response_headers(&self) -> bool {
         match &self.0 {
             Kind::Text(p) => p.iter().any(|p| matches!(p, Piece::ResponseHeader(_))),
-            Kind::Json => false,
+            Kind::Json { .. } => false,
         }
     }
 
@@ -175,7 +188,7 @@ impl AccessFormat {
     pub(crate) fn render(&self, rec: &Record<'_>, now: SystemTime) -> String {
         match &self.0 {
             Kind::Text(pieces) => render_text(pieces, rec, now),
-            Kind::Json => render_json(rec, now),
+            Kind::Json { request_id } => render_json(rec, now, *request_id),
         }
     }
 }
@@ -325,6 +338,7 @@ fn render_text(pieces: &[Piece], rec: &Record<'_>, now: SystemTime) -> String {
                     let key: &[u8] = match k {
                         EnvKey::Cgi(c) => c.as_str().as_bytes(),
                         EnvKey::Http(h) => h,
+                        EnvKey::Other(o) => o.as_bytes(),
                     };
                     (key == name.as_bytes()).then_some(v.as_ref())
                 });
@@ -424,7 +438,7 @@ fn push_escaped(out: &mut String, bytes: &[u8]) {
 
 // --- JSON ------------------------------------------------------------------------------------
 
-fn render_json(rec: &Record<'_>, now: SystemTime) -> String {
+fn render_json(rec: &Record<'_>, now: SystemTime, request_id: bool) -> String {
     let head = rec.head;
     let mut out = String::with_capacity(320);
     out.push_str("{\"time\":\"");
@@ -465,6 +479,13 @@ fn render_json(rec: &Record<'_>, now: SystemTime) -> String {
     for (key, name) in [("referer", &b"referer"[..]), ("user_agent", b"user-agent")] {
         let _ = write!(out, ",\"{key}\":");
         match request_header(head, name) {
+            Some(v) => push_json_string(&mut out, v),
+            None => out.push_str("null"),
+        }
+    }
+    if request_id {
+        out.push_str(",\"request_id\":");
+        match request_header(head, b"x-request-id") {
             Some(v) => push_json_string(&mut out, v),
             None => out.push_str("null"),
         }
@@ -521,11 +542,11 @@ mod tests {
     }
 
     fn conn() -> ConnInfo {
-        ConnInfo {
-            peer: "10.1.2.3:5555".parse().unwrap(),
-            local: "127.0.0.1:8000".parse().unwrap(),
-            scheme: "http",
-        }
+        ConnInfo::new(
+            "10.1.2.3:5555".parse().unwrap(),
+            "127.0.0.1:8000".parse().unwrap(),
+            "http",
+        )
     }
 
     fn render(format: &str, raw: &[u8], resp: &[(Bytes, Bytes)]) -> String {
@@ -612,7 +633,7 @@ User-Agent: t/1\r\nAuthorization: Basic dXNlcjpwYXNz\r\nX-Q: a\"b\r\n\r\n";
             duration: Duration::from_millis(2),
             response_headers: &[],
         };
-        let line = AccessFormat(Kind::Json)
+        let line = AccessFormat(Kind::Json { request_id: false })
             .render(&rec, UNIX_EPOCH + Duration::from_millis(1_795_242_780_042));
         assert_eq!(
             line,

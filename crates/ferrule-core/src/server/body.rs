@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
+use super::stream::Stream;
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::io::{read_some_timeout, IoFail};
@@ -143,7 +143,7 @@ impl BodyReader {
     /// The next piece of the body, `None` at its end.
     pub(crate) async fn next_chunk(
         &mut self,
-        stream: &TcpStream,
+        stream: &Stream,
         buf: &mut BytesMut,
     ) -> Result<Option<Bytes>, BodyFail> {
         loop {
@@ -183,12 +183,7 @@ impl BodyReader {
         }
     }
 
-    async fn read(
-        &self,
-        stream: &TcpStream,
-        buf: &mut BytesMut,
-        want: usize,
-    ) -> Result<(), BodyFail> {
+    async fn read(&self, stream: &Stream, buf: &mut BytesMut, want: usize) -> Result<(), BodyFail> {
         match read_some_timeout(stream, buf, want, self.timeout).await {
             Ok(0) => Err(BodyFail::Gone),
             Ok(_) => Ok(()),
@@ -200,7 +195,7 @@ impl BodyReader {
     /// reservation and is split off the read buffer without a copy.
     pub(crate) async fn read_buffered(
         &mut self,
-        stream: &TcpStream,
+        stream: &Stream,
         buf: &mut BytesMut,
         max: usize,
     ) -> Result<Buffered, BodyFail> {
@@ -240,7 +235,7 @@ impl BodyReader {
     /// Feeds the rest of the body to the application, `first` before anything else.
     pub(crate) async fn feed(
         &mut self,
-        stream: &TcpStream,
+        stream: &Stream,
         buf: &mut BytesMut,
         tx: mpsc::Sender<Result<Bytes, BodyError>>,
         first: Option<Bytes>,
@@ -276,7 +271,7 @@ impl BodyReader {
 
     /// Reads and discards what is left of the body, if that is at most [`DRAIN_LIMIT`] bytes.
     /// True when the body was consumed to its end (the connection can be reused).
-    pub(crate) async fn drain(&mut self, stream: &TcpStream, buf: &mut BytesMut) -> bool {
+    pub(crate) async fn drain(&mut self, stream: &Stream, buf: &mut BytesMut) -> bool {
         if let Kind::Length { remaining } = self.kind {
             if remaining.saturating_sub(buf.len() as u64) > DRAIN_LIMIT {
                 return false;

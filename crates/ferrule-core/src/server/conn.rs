@@ -13,22 +13,28 @@
 //! - Timeouts: header read (from the first byte of a head; from accept for the first request),
 //!   keep-alive idle between requests, body read progress, write progress. An idle connection
 //!   holds no read buffer.
+//! - Before the first request ([`Conn::start`], under the header timeout): the PROXY protocol
+//!   header when the listener requires one (HAProxy `proxy-protocol.txt`: "The receiver MUST
+//!   NOT start processing the connection before it receives a complete and valid PROXY
+//!   protocol header"; any error closes without a response), then the TLS handshake.
+//! - Trusted forwarding (`--forwarded-allow-ips`): a request from a trusted peer that carries
+//!   forwarding headers gets [`crate::forwarded::forwarded_view`]; headers that cannot be
+//!   believed (conflicting, invalid) are a 400 through the outcome table.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::body::{BodyFail, BodyReader, Buffered, FeedEnd};
 use super::io::{read_some, write_all};
 use super::respond::{error_response_retry, Respond, Written};
+use super::stream::Stream;
 use super::Shared;
 use crate::exchange::{BodyStream, ConnInfo, Job, Request, RequestBody, Responder};
 use crate::http1::{
@@ -66,26 +72,31 @@ pub(crate) struct ConnGuard {
 /// the future, so the arguments are not stored twice either.)
 pub(crate) fn serve(
     shared: Arc<Shared>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
+    stream: Stream,
+    info: ConnInfo,
     guard: ConnGuard,
 ) -> impl Future<Output = ()> + Send {
     let mut conn = Conn {
         shared,
         stream,
-        info: ConnInfo {
-            peer,
-            local,
-            scheme: "http",
-        },
+        info,
         buf: BytesMut::new(),
         wbuf: BytesMut::new(),
     };
     // `conn` and `guard` stay where the block captured them: moving them into an `async fn`'s
     // by-value arguments would store them twice in the task.
     async move {
-        conn.serve().await;
+        if conn.serve().await {
+            // Boxed: only an HTTP/2 connection holds hyper's state.
+            let Conn {
+                shared,
+                stream,
+                info,
+                buf,
+                ..
+            } = conn;
+            Box::pin(super::h2::serve_stream(stream, buf, info, shared)).await;
+        }
         drop(guard);
     }
 }
@@ -94,7 +105,7 @@ pub(crate) fn serve(
 /// idle wait's timer and shutdown watch (see [`idle_wait`]).
 struct Conn {
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: Stream,
     info: ConnInfo,
     /// Read buffer: request heads and bodies are split off its front without copies.
     buf: BytesMut,
@@ -123,7 +134,7 @@ enum IdleEnd {
 /// waits, so it is one hand-written poll over a timer and a shutdown watch: readiness goes
 /// through `poll_read_ready` (the waker is kept in the socket's registration, not in this
 /// future) and no buffer is held.
-async fn idle_wait(stream: &TcpStream, shared: &Shared, deadline: Instant, first: bool) -> IdleEnd {
+async fn idle_wait(stream: &Stream, shared: &Shared, deadline: Instant, first: bool) -> IdleEnd {
     let mut timer = pin!(tokio::time::sleep_until(deadline.into()));
     let mut stop = shared.shutdown.clone();
     // `shutdown` only ever goes from false to true, so any change (or the sender gone with
@@ -156,11 +167,24 @@ async fn idle_wait(stream: &TcpStream, shared: &Shared, deadline: Instant, first
 }
 
 impl Conn {
-    async fn serve(&mut self) {
+    /// Serves requests until the connection is done; true: it opened with the HTTP/2 preface
+    /// (`http2`, h2c with prior knowledge) and goes to `h2` with the bytes read so far.
+    async fn serve(&mut self) -> bool {
+        // Boxed like a request: only a connection being set up holds this state.
+        let proxy_header = self.shared.config.proxy_protocol.expects_header()
+            && matches!(self.stream, Stream::Tcp(_) | Stream::Tls(_));
+        if (proxy_header || matches!(self.stream, Stream::Tls(_)))
+            && !Box::pin(self.start(proxy_header)).await
+        {
+            return false;
+        }
         let mut first = true;
         loop {
             if self.buf.is_empty() && !self.wait_idle(first).await {
-                return;
+                return false;
+            }
+            if first && self.shared.config.http2 && super::h2::is_preface(&self.buf) {
+                return true;
             }
             first = false;
             // Boxed: reading the head and the exchange (response batch, body feeder, timers)
@@ -169,7 +193,93 @@ impl Conn {
             // is the idle state: this struct plus the idle wait.
             match Box::pin(self.request()).await {
                 Next::KeepAlive => {}
-                Next::Close => return,
+                Next::Close => return false,
+            }
+        }
+    }
+
+    /// What comes before the first request (see the module docs): the PROXY header, the TLS
+    /// handshake. False: the connection is done (the reason was logged).
+    async fn start(&mut self, proxy_header: bool) -> bool {
+        let deadline = Instant::now() + self.shared.config.header_read();
+        let mode = self.shared.config.proxy_protocol;
+        if proxy_header {
+            match tokio::time::timeout_at(deadline.into(), self.read_proxy_header(mode)).await {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(_) => {
+                    log::debug!(
+                        "{}: no PROXY header within the header timeout",
+                        self.info.peer
+                    );
+                    return false;
+                }
+            }
+        }
+        if let Stream::Tls(tls) = &self.stream {
+            // Bytes after the PROXY header are the start of the TLS handshake.
+            if !self.buf.is_empty() {
+                if let Err(e) = tls.feed(&self.buf) {
+                    log::debug!("{}: TLS handshake failed: {e}", self.info.peer);
+                    return false;
+                }
+                self.buf = BytesMut::new();
+            }
+            match tokio::time::timeout_at(deadline.into(), tls.handshake()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    log::debug!("{}: TLS handshake failed: {e}", self.info.peer);
+                    return false;
+                }
+                Err(_) => {
+                    log::debug!("{}: TLS handshake timeout", self.info.peer);
+                    return false;
+                }
+            }
+            self.info.client_cert = tls.client_cert().map(Arc::new);
+            if tls.alpn_is_h2() {
+                // The HTTP/2 path takes connections that negotiated `h2` here; until `h2` is
+                // in `tls::alpn_protocols`, no client can negotiate it.
+                log::debug!("{}: h2 negotiated but not served", self.info.peer);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Reads and applies the PROXY header (`proxy_protocol`): REMOTE_ADDR/REMOTE_PORT and the
+    /// local address become the header's. Bytes after it stay in the read buffer. False: the
+    /// connection is closed, without a response.
+    async fn read_proxy_header(&mut self, mode: crate::proxy_protocol::ProxyProtocolMode) -> bool {
+        use crate::proxy_protocol::{parse, Parsed};
+        let peer = self.info.peer;
+        loop {
+            match parse(&mut self.buf, mode) {
+                Ok(Parsed::Complete(header)) => {
+                    let (client, local) = header.effective(self.info.peer, self.info.local);
+                    self.info.peer = client;
+                    self.info.local = local;
+                    self.info.forwarding_trusted =
+                        self.shared.config.forwarded_allow_ips.contains(client.ip());
+                    return true;
+                }
+                Ok(Parsed::Partial) => {}
+                Err(e) => {
+                    log::debug!("{peer}: closing: {e}");
+                    return false;
+                }
+            }
+            // Raw bytes: the header precedes TLS.
+            match self.stream.read_raw(&mut self.buf, HEAD_READ).await {
+                Ok(0) => {
+                    log::debug!("{peer}: the client closed the connection before a PROXY header");
+                    return false;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    log::debug!("{peer}: closing: {e}");
+                    return false;
+                }
             }
         }
     }
@@ -314,7 +424,7 @@ impl Conn {
     /// does not answer unread bytes with a reset that could destroy the response in flight
     /// (RFC 9112 §9.6: close in stages, "to avoid the TCP reset problem").
     async fn linger(&mut self) {
-        let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write);
+        self.stream.shutdown_write();
         let (stream, buf) = (&self.stream, &mut self.buf);
         let drain = async {
             let mut seen = 0;
@@ -340,6 +450,8 @@ impl Conn {
     /// One request: body, hand-off, response. Decides whether the connection goes on.
     async fn exchange(&mut self, head: RequestHead) -> Next {
         let shared = Arc::clone(&self.shared);
+        // Built-in middleware: X-Request-ID now; compression filters the response below.
+        let (head, filter) = shared.middleware.prepare(head);
         let config = &shared.config;
         let peer = self.info.peer;
         let version = head.version();
@@ -348,6 +460,23 @@ impl Conn {
         let log_head = shared.access.as_ref().map(|_| head.clone());
         let started = std::time::Instant::now();
         let limit = config.limit_request_body;
+
+        // Forwarding headers from a trusted peer: believed, or a 400 when they cannot be.
+        let forwarded = if self.info.forwarding_trusted && has_forwarding_header(&head) {
+            match crate::forwarded::forwarded_view_trusted(
+                &config.forwarded_allow_ips,
+                head.headers(),
+            ) {
+                Ok(view) => Some(Box::new(view)),
+                Err(e) => {
+                    log::debug!("{peer}: refused (400): {e}");
+                    self.refuse_with(e.into()).await;
+                    return Next::Close;
+                }
+            }
+        } else {
+            None
+        };
 
         // The body: read whole when small, else streamed while the app reads.
         let mut reader = None;
@@ -419,9 +548,14 @@ impl Conn {
             None => (body, None),
         };
 
+        // Static files (`--static`): answered here, the app never sees the request.
+        let static_part = match &shared.middleware.statics {
+            Some(files) => files.answer(&head).await,
+            None => None,
+        };
         // Hand-off, unless too many requests already wait for an application thread.
         let max_queued = config.max_queued_requests;
-        if max_queued != 0 && shared.jobs.len() >= max_queued {
+        if static_part.is_none() && max_queued != 0 && shared.jobs.len() >= max_queued {
             log::debug!("{peer}: refused (503): {max_queued} requests already queued");
             if let Some(held_back) = shared.queue_full_warn.check() {
                 log::warn!(
@@ -432,20 +566,27 @@ impl Conn {
             self.refuse_with(RequestError::QueueFull).await;
             return Next::Close;
         }
-        let (responder, mut rx) = Responder::channel();
+        let (responder, rx) = Responder::channel();
+        let mut rx = filter.wrap(rx);
         let job = Job {
             request: Request {
                 head,
                 body,
                 conn: self.info.clone(),
+                forwarded,
             },
             responder,
         };
         // With a queue timeout, the job can be withdrawn while no thread has taken it.
         let queue_wait = config.queue_wait();
-        let pushed = match queue_wait {
-            Some(_) => shared.jobs.push_claimable(job).map(Some),
-            None => shared.jobs.push(job).map(|()| None),
+        let pushed = match (static_part, queue_wait) {
+            // The channel is empty: the part fits; the job (and the request) is dropped here.
+            (Some(part), _) => {
+                let _ = job.responder.try_send(part);
+                Ok(None)
+            }
+            (None, Some(_)) => shared.jobs.push_claimable(job).map(Some),
+            (None, None) => shared.jobs.push(job).map(|()| None),
         };
         let claim = match pushed {
             Ok(claim) => claim,
@@ -592,6 +733,15 @@ impl Conn {
         Next::Close
     }
 }
+/// The request carries a header [`crate::forwarded::forwarded_view`] reads (a first-byte test
+/// keeps this to one comparison for most fields).
+fn has_forwarding_header(head: &RequestHead) -> bool {
+    head.headers().any(|(name, _)| {
+        matches!(name.first(), Some(b'f' | b'F' | b'x' | b'X'))
+            && crate::forwarded::is_forwarding_header(name)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -610,7 +760,7 @@ mod tests {
         rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
-            let stream = TcpStream::connect(addr).await.unwrap();
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (jobs, _rx) = crate::exchange::job_queue();
             let (_stop, shutdown) = tokio::sync::watch::channel(false);
             let limits = crate::http1::HeadLimits {
@@ -628,16 +778,13 @@ mod tests {
                 server_header: Vec::new(),
                 queue_full_warn: crate::log::RateLimited::new(Duration::from_secs(1)),
                 queue_timeout_warn: crate::log::RateLimited::new(Duration::from_secs(1)),
+                middleware: Default::default(),
             });
             let (done, _) = mpsc::channel(1);
             let mut conn = Conn {
                 shared: Arc::clone(&shared),
-                stream: TcpStream::connect(addr).await.unwrap(),
-                info: ConnInfo {
-                    peer: addr,
-                    local: addr,
-                    scheme: "http",
-                },
+                stream: Stream::Tcp(tokio::net::TcpStream::connect(addr).await.unwrap()),
+                info: ConnInfo::new(addr, addr, "http"),
                 buf: BytesMut::new(),
                 wbuf: BytesMut::new(),
             };
@@ -650,7 +797,12 @@ mod tests {
             );
             drop(request);
             let guard = ConnGuard { done, permit: None };
-            let task = serve(shared, stream, addr, addr, guard);
+            let task = serve(
+                shared,
+                Stream::Tcp(stream),
+                ConnInfo::new(addr, addr, "http"),
+                guard,
+            );
             // 608 bytes in a release build: with tokio's task header, a 768-byte allocation per
             // connection (tokio rounds it to 128 bytes). Past 640, that becomes 896.
             assert!(

@@ -1,4 +1,4 @@
-//! Reads and writes on a shared `&TcpStream` driven by readiness (`readable()`/`writable()` +
+//! Reads and writes on a shared `&Stream` (TCP, Unix or TLS: see `stream`) driven by readiness (`readable()`/`writable()` +
 //! `try_*`), so the body feeder and the response writer of one connection can run at the same
 //! time in one task without splitting the stream. Every call first tries the syscall and only
 //! waits (and only then arms a timer) when the socket is not ready.
@@ -6,8 +6,8 @@
 use std::io::{self, IoSlice};
 use std::time::Duration;
 
+use super::stream::Stream;
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 
 /// Why an I/O step did not complete.
 #[derive(Debug)]
@@ -30,7 +30,7 @@ impl std::fmt::Display for IoFail {
 /// Reads once into `buf` (reserving `reserve` spare bytes first); `Ok(0)` is end of stream.
 /// Cancel-safe: either bytes were appended or nothing happened.
 pub(crate) async fn read_some(
-    stream: &TcpStream,
+    stream: &Stream,
     buf: &mut BytesMut,
     reserve: usize,
 ) -> io::Result<usize> {
@@ -48,7 +48,7 @@ pub(crate) async fn read_some(
 
 /// [`read_some`] bounded by `limit` (time allowed for this read to make progress).
 pub(crate) async fn read_some_timeout(
-    stream: &TcpStream,
+    stream: &Stream,
     buf: &mut BytesMut,
     reserve: usize,
     limit: Duration,
@@ -61,9 +61,9 @@ pub(crate) async fn read_some_timeout(
 }
 
 /// Writes every byte of `bufs` (one `writev` per readiness), each wait for writability bounded
-/// by `limit`.
+/// by `limit`; returns once the transport has nothing queued (TLS records sent).
 pub(crate) async fn write_all(
-    stream: &TcpStream,
+    stream: &Stream,
     mut bufs: &mut [IoSlice<'_>],
     limit: Duration,
 ) -> Result<(), IoFail> {
@@ -77,11 +77,18 @@ pub(crate) async fn write_all(
             Err(e) => return Err(IoFail::Error(e)),
         }
     }
-    Ok(())
+    loop {
+        match stream.flush_pending() {
+            Ok(true) => return Ok(()),
+            Ok(false) => wait_writable(stream, limit).await?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(IoFail::Error(e)),
+        }
+    }
 }
 
 /// Waits until the socket can take more bytes, at most `limit`.
-pub(crate) async fn wait_writable(stream: &TcpStream, limit: Duration) -> Result<(), IoFail> {
+pub(crate) async fn wait_writable(stream: &Stream, limit: Duration) -> Result<(), IoFail> {
     match tokio::time::timeout(limit, stream.writable()).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(IoFail::Error(e)),

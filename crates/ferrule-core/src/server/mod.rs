@@ -17,11 +17,16 @@
 pub(crate) mod access;
 mod body;
 mod conn;
+mod h2;
+mod dn;
 mod io;
 pub mod listen;
 mod overload;
 mod respond;
+pub(crate) use respond::app_content_length;
 mod sendfile;
+mod stream;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,6 +65,8 @@ pub struct ShutdownHandle {
     tx: Arc<watch::Sender<bool>>,
     /// Set when a second signal cut the graceful drain short.
     forced: Arc<AtomicBool>,
+    /// Set when the stop began with SIGINT (gunicorn's `worker_int` hook runs then).
+    interrupted: Arc<AtomicBool>,
 }
 
 impl ShutdownHandle {
@@ -77,6 +84,11 @@ impl ShutdownHandle {
     pub fn is_forced(&self) -> bool {
         self.forced.load(Ordering::SeqCst)
     }
+
+    /// True when the stop began with SIGINT (not SIGTERM or [`ShutdownHandle::shutdown`]).
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
 }
 
 /// Bound listeners plus configuration, ready to run.
@@ -89,6 +101,9 @@ pub struct Server {
     shutdown: ShutdownHandle,
     /// Opened at bind time, so a bad path fails before anything runs.
     access: Option<Arc<AccessLog>>,
+    /// TLS settings (`certfile`), loaded at bind time so a bad file fails before serving;
+    /// reloaded on SIGHUP.
+    tls: Option<Arc<tls::TlsConfig>>,
     /// A forked worker's server ([`Server::from_listeners`]): a repeated SIGTERM/SIGINT does not
     /// force the stop, since its master and a process manager (systemd signals the whole
     /// cgroup) may both send one; the master enforces the graceful bound with SIGKILL.
@@ -149,6 +164,8 @@ pub(crate) struct Shared {
     /// Rate limits of the "request queue full" and "queue timeout" warnings.
     pub(crate) queue_full_warn: crate::log::RateLimited,
     pub(crate) queue_timeout_warn: crate::log::RateLimited,
+    /// Static files, compression, X-Request-ID (`crate::middleware`).
+    pub(crate) middleware: crate::middleware::Middleware,
 }
 
 impl Shared {
@@ -168,6 +185,7 @@ impl Server {
                 message: e.to_string(),
             })?
             .map(Arc::new);
+        let tls = load_tls(&config)?;
         let (tx, _) = watch::channel(false);
         Ok(Server {
             config: Arc::new(config),
@@ -176,8 +194,10 @@ impl Server {
             shutdown: ShutdownHandle {
                 tx: Arc::new(tx),
                 forced: Arc::new(AtomicBool::new(false)),
+                interrupted: Arc::new(AtomicBool::new(false)),
             },
             access,
+            tls,
             supervised: false,
             master: None,
         })
@@ -199,6 +219,7 @@ impl Server {
         let access = AccessLog::open(&config)
             .map_err(|e| serve_error(e.to_string()))?
             .map(Arc::new);
+        let tls = load_tls(&config)?;
         let (tx, _) = watch::channel(false);
         Ok(Server {
             config: Arc::new(config),
@@ -207,8 +228,10 @@ impl Server {
             shutdown: ShutdownHandle {
                 tx: Arc::new(tx),
                 forced: Arc::new(AtomicBool::new(false)),
+                interrupted: Arc::new(AtomicBool::new(false)),
             },
             access,
+            tls,
             supervised: true,
             master: None,
         })
@@ -276,6 +299,7 @@ impl Server {
             server_header: self.config.server_header.as_bytes().to_vec(),
             queue_full_warn: crate::log::RateLimited::new(overload::LIMIT_WARN_INTERVAL),
             queue_timeout_warn: crate::log::RateLimited::new(overload::LIMIT_WARN_INTERVAL),
+            middleware: crate::middleware::Middleware::from_config(&self.config),
         });
         let result = rt.block_on(self.serve(shared, listeners));
         // Dropping the runtime drops every task still alive (past the graceful bound), and with
@@ -299,6 +323,20 @@ impl Server {
         let mut sigterm = sig(SignalKind::terminate())?;
         // SIGUSR1: reopen the log files (logrotate); a master forwards it to its workers.
         let mut sigusr1 = sig(SignalKind::user_defined1())?;
+        // SIGHUP with TLS: reload the certificate and key (a master's HUP replaces its
+        // workers instead, and they load the files anew). Without TLS, HUP keeps its meaning.
+        if let Some(tls) = &self.tls {
+            let mut sighup = sig(SignalKind::hangup())?;
+            let (tls, config) = (Arc::clone(tls), Arc::clone(&self.config));
+            tokio::spawn(async move {
+                while sighup.recv().await.is_some() {
+                    match tls.reload(&config) {
+                        Ok(()) => log::info!("Handling signal: hup (TLS certificate reloaded)"),
+                        Err(e) => log::error!("TLS reload failed, keeping the old certificate: {e}"),
+                    }
+                }
+            });
+        }
         let access = self.access.clone();
         tokio::spawn(async move {
             while sigusr1.recv().await.is_some() {
@@ -317,6 +355,7 @@ impl Server {
             })?;
             tokio::spawn(accept_loop(
                 listener,
+                self.tls.clone(),
                 Arc::clone(&shared),
                 Arc::clone(&limit),
                 done_tx.clone(),
@@ -338,7 +377,10 @@ impl Server {
 
         let mut stop = self.shutdown.tx.subscribe();
         tokio::select! {
-            _ = sigint.recv() => log::info!("Handling signal: int"),
+            _ = sigint.recv() => {
+                self.shutdown.interrupted.store(true, Ordering::SeqCst);
+                log::info!("Handling signal: int");
+            }
             _ = sigterm.recv() => log::info!("Handling signal: term"),
             _ = stop.wait_for(|s| *s) => log::info!("Shutdown requested"),
         }
@@ -368,6 +410,49 @@ impl Server {
         self.shutdown.forced.store(true, Ordering::SeqCst);
         log::warn!("Handling signal: {name} again: closing the remaining connections now");
     }
+}
+
+/// Loads the TLS files `config` names (`None`: TLS is off).
+fn load_tls(config: &ServerConfig) -> Result<Option<Arc<tls::TlsConfig>>, ServeError> {
+    tls::TlsConfig::load(config)
+        .map(|t| t.map(Arc::new))
+        .map_err(|e| ServeError {
+            message: e.to_string(),
+        })
+}
+
+/// The edge rules applied at accept, before a byte is read: the PROXY allow-list
+/// (`proxy_protocol::admit`: a peer that may not send a header is closed), whether the peer's
+/// forwarding headers are believed (one allow-list check per connection), and the TLS
+/// session. `None`: the connection was closed.
+fn edge(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tls: Option<&tls::TlsConfig>,
+    shared: &Shared,
+) -> Option<(stream::Stream, crate::exchange::ConnInfo)> {
+    let config = &shared.config;
+    if let Err(e) =
+        crate::proxy_protocol::admit(config.proxy_protocol, peer.ip(), &config.proxy_allow_from)
+    {
+        log::debug!("{peer}: closing: {e}");
+        return None;
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut info = crate::exchange::ConnInfo::new(peer, local, scheme);
+    info.forwarding_trusted = config.forwarded_allow_ips.contains(peer.ip());
+    let stream = match tls {
+        None => stream::Stream::Tcp(tcp),
+        Some(tls) => match tls.accept(tcp) {
+            Ok(s) => stream::Stream::Tls(Box::new(s)),
+            Err(e) => {
+                log::error!("{peer}: cannot start a TLS session: {e}");
+                return None;
+            }
+        },
+    };
+    Some((stream, info))
 }
 
 /// SIGUSR1: the error log and the access log reopen their files.
@@ -408,6 +493,7 @@ async fn heartbeat(link: Arc<crate::supervise::MasterLink>, shutdown: ShutdownHa
 /// `worker_connections` at a time (see [`overload`]).
 async fn accept_loop(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<tls::TlsConfig>>,
     shared: Arc<Shared>,
     limit: Arc<overload::ConnLimit>,
     done: mpsc::Sender<()>,
@@ -446,10 +532,11 @@ async fn accept_loop(
                     permit = limit.try_admit(true);
                     if permit.is_none() {
                         // Past the cap: a fast 503, bounded in number; past that, just close.
-                        if let Some(refusing) = limit.try_refusing() {
+                        // (A TLS listener closes: a plain-text answer would be garbage there.)
+                        if let Some(refusing) = limit.try_refusing().filter(|_| tls.is_none()) {
                             let header = Arc::clone(&server_header);
                             tokio::spawn(async move {
-                                overload::refuse(stream, header).await;
+                                overload::refuse(stream::Stream::Tcp(stream), header).await;
                                 drop(refusing);
                             });
                         }
@@ -469,11 +556,14 @@ async fn accept_loop(
                 // The permit lives as long as the connection's task: its end frees the slot.
                 // (Handed to `serve` rather than held by a wrapping `async` block, which would
                 // store the connection's future twice in every task.)
+                let Some((stream, info)) = edge(stream, peer, local, tls.as_deref(), &shared)
+                else {
+                    continue;
+                };
                 tokio::spawn(conn::serve(
                     Arc::clone(&shared),
                     stream,
-                    peer,
-                    local,
+                    info,
                     conn::ConnGuard {
                         done: done.clone(),
                         permit,

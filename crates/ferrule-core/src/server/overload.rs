@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::stream::Stream;
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::io::{read_some, write_all};
@@ -91,7 +91,7 @@ impl ConnLimit {
 
 /// Answers a connection past the cap with `503` + `Retry-After` + `Connection: close`, then
 /// half-closes and drains briefly, all within [`REFUSE_TIME`]. The request is never read.
-pub(crate) async fn refuse(stream: TcpStream, server_header: Arc<[u8]>) {
+pub(crate) async fn refuse(stream: Stream, server_header: Arc<[u8]>) {
     let o = RequestError::ConnectionLimit.outcome();
     let mut buf = BytesMut::new();
     error_response_retry(&mut buf, o.status, o.reason, &server_header, o.retry_after);
@@ -100,7 +100,7 @@ pub(crate) async fn refuse(stream: TcpStream, server_header: Arc<[u8]>) {
         if write_all(&stream, &mut iov, REFUSE_TIME).await.is_err() {
             return;
         }
-        let _ = socket2::SockRef::from(&stream).shutdown(std::net::Shutdown::Write);
+        stream.shutdown_write();
         let mut sink = BytesMut::new();
         let mut seen = 0;
         while seen <= REFUSE_DRAIN_BYTES {

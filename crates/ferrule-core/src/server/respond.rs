@@ -18,8 +18,8 @@ use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::stream::Stream;
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::Receiver;
 use tokio::sync::watch;
@@ -49,7 +49,7 @@ pub(crate) struct Written {
 /// What writing one response needs from its connection and request.
 #[derive(Debug)]
 pub(crate) struct Respond<'a> {
-    pub(crate) stream: &'a TcpStream,
+    pub(crate) stream: &'a Stream,
     pub(crate) wbuf: &'a mut BytesMut,
     pub(crate) peer: SocketAddr,
     pub(crate) version: Version,
@@ -512,7 +512,7 @@ impl Respond<'_> {
 /// Writes what `wbuf` holds (a head, maybe), then `pieces` (as chunks when `chunked`), then the
 /// last chunk when `last`, in one gathered write; clears `wbuf`.
 async fn flush(
-    stream: &TcpStream,
+    stream: &Stream,
     wbuf: &mut BytesMut,
     pieces: &[Bytes],
     chunked: bool,

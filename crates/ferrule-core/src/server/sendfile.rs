@@ -1,16 +1,18 @@
 //! File bodies (`wsgi.file_wrapper`) sent with `sendfile(2)`: the kernel copies from the page
 //! cache to the socket, no byte passes through user space. The socket is non-blocking: on
 //! `EAGAIN` the task waits for writability (bounded by the write timeout) and goes on.
+//! Over TLS the bytes must be encrypted in user space: the file is read in
+//! [`SENDFILE_STEP`]-sized pieces (`pread`) and written through the TLS layer.
 
 use std::fs::File;
 use std::io;
+use std::io::IoSlice;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
-use tokio::io::Interest;
-use tokio::net::TcpStream;
-
-use super::io::{wait_writable, IoFail};
+use super::io::{wait_writable, write_all, IoFail};
+use super::stream::Stream;
 
 /// Bytes asked of one `sendfile` call (the kernel caps a call at about 2 GiB anyway; smaller
 /// calls let other connections on this thread run between them).
@@ -39,13 +41,15 @@ impl std::fmt::Display for SendFileFail {
 
 /// Sends exactly `count` bytes of `file` from `offset` to `stream`.
 pub(crate) async fn send_file(
-    stream: &TcpStream,
+    stream: &Stream,
     file: &File,
     offset: u64,
     count: u64,
     timeout: Duration,
 ) -> Result<(), SendFileFail> {
-    let sock = stream.as_raw_fd();
+    let Some(sock) = stream.sendfile_fd() else {
+        return copy_file(stream, file, offset, count, timeout).await;
+    };
     let src = file.as_raw_fd();
     let mut offset = offset;
     let mut sent = 0u64;
@@ -57,7 +61,7 @@ pub(crate) async fn send_file(
                 "offset too large",
             ))
         })?;
-        let r = stream.try_io(Interest::WRITABLE, || {
+        let r = stream.try_io_write(|| {
             // SAFETY: both descriptors are open for the duration of the call (`stream` and
             // `file` are borrowed), and `off` is a valid, exclusively borrowed off_t.
             let n = unsafe { libc::sendfile(sock, src, &mut off, step) };
@@ -88,6 +92,33 @@ pub(crate) async fn send_file(
             }
             Err(e) => return Err(SendFileFail::Io(IoFail::Error(e))),
         }
+    }
+    Ok(())
+}
+
+/// [`send_file`] through user space (TLS): `pread` a piece, write it, repeat.
+async fn copy_file(
+    stream: &Stream,
+    file: &File,
+    offset: u64,
+    count: u64,
+    timeout: Duration,
+) -> Result<(), SendFileFail> {
+    let mut piece = vec![0u8; count.min(SENDFILE_STEP) as usize];
+    let mut sent = 0u64;
+    while sent < count {
+        let want = (count - sent).min(piece.len() as u64) as usize;
+        let n = match file.read_at(&mut piece[..want], offset + sent) {
+            Ok(0) => return Err(SendFileFail::Short { sent }),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(SendFileFail::File(e)),
+        };
+        let mut iov = [IoSlice::new(&piece[..n])];
+        write_all(stream, &mut iov, timeout)
+            .await
+            .map_err(SendFileFail::Io)?;
+        sent += n as u64;
     }
     Ok(())
 }

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use super::pipe::{self, decode, MasterLink, Message};
 use super::signals::{self, SignalPipe};
 use super::{
-    ForkHooks, MasterOptions, Role, SuperviseError, WorkerContext, EXIT_BOOT_FAILED,
+    ForkHooks, MasterEvent, MasterOptions, Role, SuperviseError, WorkerContext, EXIT_BOOT_FAILED,
     EXIT_MASTER_BOOT_FAILED,
 };
 use crate::config::ServerConfig;
@@ -183,6 +183,7 @@ impl<'a> Master<'a> {
     }
 
     pub(super) fn run(mut self) -> Result<Role, SuperviseError> {
+        self.hooks.event(&MasterEvent::Ready);
         loop {
             if let Some(ctx) = self.fill()? {
                 return Ok(Role::Worker(ctx));
@@ -280,6 +281,8 @@ impl<'a> Master<'a> {
             pipe::pipe().map_err(|e| SuperviseError::io("cannot create a worker pipe", e))?;
         let id = self.next_id;
         self.next_id += 1;
+        // Before `before_fork`: the embedder may run code here (gunicorn's `pre_fork`).
+        self.hooks.event(&MasterEvent::PreFork { id });
         let mask = signals::block();
         self.hooks.before_fork();
         // SAFETY: the master is single-threaded (module docs), so the child inherits no lock
@@ -315,6 +318,7 @@ impl<'a> Master<'a> {
         self.hooks.after_fork_parent();
         signals::restore(&mask);
         drop(write);
+        self.hooks.event(&MasterEvent::Forked { id, pid });
         if let Err(e) = pipe::set_nonblocking(&read) {
             log::warn!("worker {id} pipe: cannot make it non-blocking: {e}");
         }
@@ -399,14 +403,27 @@ impl<'a> Master<'a> {
                     "Handling signal: hup (reload: starting {} new workers)",
                     self.target
                 );
+                self.hooks.event(&MasterEvent::Reload);
             }
             libc::SIGTTIN if self.stopping.is_none() => {
+                let old = self.target;
                 self.target += 1;
                 log::info!("Handling signal: ttin ({} workers)", self.target);
+                self.hooks.event(&MasterEvent::WorkersChanged {
+                    new: self.target,
+                    old,
+                });
             }
             libc::SIGTTOU if self.stopping.is_none() => {
+                let old = self.target;
                 self.target = self.target.saturating_sub(1).max(1);
                 log::info!("Handling signal: ttou ({} workers)", self.target);
+                if self.target != old {
+                    self.hooks.event(&MasterEvent::WorkersChanged {
+                        new: self.target,
+                        old,
+                    });
+                }
             }
             libc::SIGUSR1 => {
                 let reopened = crate::log::reopen_error_log();
@@ -435,7 +452,9 @@ impl<'a> Master<'a> {
             log::warn!("Handling signal: usr2: this master cannot re-execute itself; ignored");
             return;
         };
-        match super::reexec::spawn(plan, &self.listeners) {
+        let plan = plan.clone();
+        self.hooks.event(&MasterEvent::PreExec);
+        match super::reexec::spawn(&plan, &self.listeners) {
             Ok(pid) => {
                 log::info!(
                     "Handling signal: usr2 (re-executing: new master pid {pid}; this master \
@@ -562,11 +581,42 @@ impl<'a> Master<'a> {
         if self.stopping.is_some() {
             return; // only the first failure is reported
         }
+        if self.config.reload && self.keep_serving_after_boot_failure(pid) {
+            log::error!(
+                "Worker {id} (pid {pid}) failed to boot; the running workers keep serving the \
+                 previous code until a change fixes it (--reload)\n{text}"
+            );
+            return;
+        }
         log::error!("Worker {id} (pid {pid}) failed to boot; stopping\n{text}");
         self.stopping = Some(Stopping {
             code: EXIT_MASTER_BOOT_FAILED,
         });
         self.begin_stop(EXIT_MASTER_BOOT_FAILED, false);
+    }
+
+    /// `--reload`: a replacement that cannot load the new code must not stop the server. When
+    /// other workers serve, they are kept as they are (no longer outgoing, adopted into the
+    /// current generation, so nothing is respawned until the next change) and true is
+    /// returned; the failed worker is exiting by itself. False when nobody serves.
+    fn keep_serving_after_boot_failure(&mut self, failed: libc::pid_t) -> bool {
+        let serving = |s: &Slot| s.active() && s.ready && s.pid != failed;
+        if !self.slots.iter().any(serving) {
+            return false;
+        }
+        let graceful = self.config.graceful();
+        let generation = self.generation;
+        for slot in &mut self.slots {
+            if slot.pid == failed {
+                // Exiting on its own; counted as retired so its exit is no new failure.
+                slot.kill_at
+                    .get_or_insert_with(|| Instant::now() + graceful);
+            } else if serving(slot) {
+                slot.outgoing = false;
+                slot.generation = generation;
+            }
+        }
+        true
     }
 
     fn reap(&mut self) {
@@ -591,6 +641,11 @@ impl<'a> Master<'a> {
                 continue; // not a worker (e.g. a process the preloaded app started)
             };
             let slot = self.slots.remove(i);
+            self.hooks.event(&MasterEvent::ChildExit {
+                id: slot.id,
+                pid,
+                status,
+            });
             let how = describe_status(status);
             if !slot.active() || self.stopping.is_some() || slot.outgoing {
                 log::info!("Worker {} (pid {pid}) {how}", slot.id);

@@ -40,6 +40,49 @@ pub trait ForkHooks {
     fn before_fork(&mut self);
     fn after_fork_parent(&mut self);
     fn after_fork_child(&mut self);
+    /// Something happened in the master (gunicorn's master-side server hooks, see
+    /// [`MasterEvent`]). Called on the master's thread, never between `before_fork` and
+    /// `after_fork_*`; the default does nothing.
+    fn event(&mut self, _event: &MasterEvent) {}
+}
+
+/// What the master tells [`ForkHooks::event`]; the names are gunicorn's hooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MasterEvent {
+    /// The master runs and is about to fork its first workers (`when_ready`).
+    Ready,
+    /// Worker `id` is about to be forked (`pre_fork`).
+    PreFork { id: u32 },
+    /// Worker `id` was forked as `pid` (in the master; no gunicorn hook, it keeps the
+    /// embedder's worker table current).
+    Forked { id: u32, pid: libc::pid_t },
+    /// Worker `id` (`pid`) ended with wait status `status` and was reaped (`child_exit`).
+    ChildExit {
+        id: u32,
+        pid: libc::pid_t,
+        status: libc::c_int,
+    },
+    /// The worker target changed, TTIN/TTOU (`nworkers_changed`).
+    WorkersChanged { new: usize, old: usize },
+    /// HUP: a reload starts (`on_reload`).
+    Reload,
+    /// USR2: a new master is about to be started (`pre_exec`).
+    PreExec,
+}
+
+impl MasterEvent {
+    /// The gunicorn hook name (`forked` for [`MasterEvent::Forked`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            MasterEvent::Ready => "when_ready",
+            MasterEvent::PreFork { .. } => "pre_fork",
+            MasterEvent::Forked { .. } => "forked",
+            MasterEvent::ChildExit { .. } => "child_exit",
+            MasterEvent::WorkersChanged { .. } => "nworkers_changed",
+            MasterEvent::Reload => "on_reload",
+            MasterEvent::PreExec => "pre_exec",
+        }
+    }
 }
 
 /// What a freshly forked worker gets from its master.
@@ -112,4 +155,25 @@ pub fn supervise_with(
     options: MasterOptions,
 ) -> Result<Role, SuperviseError> {
     master::Master::new(config, listeners, hooks, options)?.run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_are_gunicorns_hook_names() {
+        assert_eq!(MasterEvent::Ready.name(), "when_ready");
+        assert_eq!(MasterEvent::PreFork { id: 1 }.name(), "pre_fork");
+        let exit = MasterEvent::ChildExit {
+            id: 1,
+            pid: 2,
+            status: 0,
+        };
+        assert_eq!(exit.name(), "child_exit");
+        let changed = MasterEvent::WorkersChanged { new: 3, old: 2 };
+        assert_eq!(changed.name(), "nworkers_changed");
+        assert_eq!(MasterEvent::Reload.name(), "on_reload");
+        assert_eq!(MasterEvent::PreExec.name(), "pre_exec");
+    }
 }

@@ -1,0 +1,797 @@
+//! HTTP/2 connections, served by hyper's HTTP/2 server (HTTP/1 stays our own codec). Each
+//! stream becomes a WSGI request through the same job queue, [`Responder`] channel and outcome
+//! table as an HTTP/1 request; only the wire differs.
+//!
+//! Entry points:
+//! - h2c with prior knowledge (RFC 9113 §3.3, `http2 = true`): the HTTP/1 driver checks a
+//!   connection's first bytes with [`is_preface`]; when they open the connection preface
+//!   (RFC 9113 §3.4: "the string PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") it hands the socket and
+//!   the bytes it already read to [`serve_prefaced`].
+//! - TLS with ALPN `h2` (RFC 9113 §3.2): the TLS layer calls [`serve`] with the decrypted
+//!   stream once the handshake chose `h2`; anything `AsyncRead + AsyncWrite` works.
+//!
+//! Per stream ([`handle`]): the header block becomes a [`RequestHead`] under the HTTP/1 rules
+//! (`h2/head.rs`); the body is read whole up to `max_buffered_body`, else streamed while the
+//! app reads (`h2/body.rs`); `limit_request_body` → 413, `body_timeout` → 408,
+//! `max_queued_requests`/`queue_timeout` → 503 with `Retry-After`, an app that fails before
+//! its head → 500, `ResponsePart::Refused` (app timeout) → its declared outcome. Malformed
+//! streams get the same status an HTTP/1 request would (RFC 9113 §8.1.1 allows a response
+//! before the reset). Responses: hop-by-hop fields are never sent (RFC 9113 §8.2.2), HEAD/204/
+//! 304 carry no DATA, a known length is sent as `content-length`.
+//!
+//! Connection limits: `http2_max_concurrent_streams`, `http2_max_header_list_size` (→ 431 from
+//! h2), the initial windows, optional keep-alive PINGs (unanswered within `write_timeout`:
+//! closed). A connection without open streams is closed with GOAWAY after `header_timeout`
+//! (before its first stream) or `keepalive_timeout` (later). On server stop: GOAWAY (hyper's
+//! graceful shutdown), in-flight streams finish within `graceful_timeout`.
+
+mod body;
+mod head;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::http::{header, HeaderName, HeaderValue, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use self::body::{AccessEntry, BodyIn, FileOut, ReadFail, ResponseBody};
+use super::respond::app_content_length;
+use super::Shared;
+use crate::exchange::{
+    BodyStream, ConnInfo, FileBody, Job, Request, RequestBody, Responder, ResponseHead,
+    ResponsePart,
+};
+use crate::http1::encode::{response_framing, FramingInput, ResponseFraming};
+use crate::http1::{BodyFraming, RequestError};
+
+/// The HTTP/2 connection preface a client sends first (RFC 9113 §3.4).
+pub(crate) const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Fewest preface bytes that decide h2c: `PRI *` can open no valid HTTP/1 request (an
+/// asterisk-form target needs OPTIONS), so from here on the bytes are HTTP/2 or garbage.
+const PREFACE_DECIDES: usize = 5;
+
+/// Response fields that belong to one HTTP/1 connection and are never sent on a stream
+/// (RFC 9113 §8.2.2).
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+];
+
+/// True when a connection's first bytes open the HTTP/2 preface (at least
+/// [`PREFACE_DECIDES`] of them, all matching). A first read shorter than that is taken as
+/// HTTP/1, whose parser then refuses a real preface (505).
+pub(crate) fn is_preface(first: &[u8]) -> bool {
+    let n = first.len().min(PREFACE.len());
+    n >= PREFACE_DECIDES && first[..n] == PREFACE[..n]
+}
+
+/// Serves a connection the HTTP/1 driver found opening with the preface ([`is_preface`]),
+/// `read` being the bytes it took off the stream. Plain TCP and Unix sockets only: over TLS,
+/// HTTP/2 is chosen by ALPN (RFC 9113 §3.2), never by prior knowledge.
+pub(crate) async fn serve_stream(
+    stream: super::stream::Stream,
+    read: BytesMut,
+    info: ConnInfo,
+    shared: Arc<Shared>,
+) {
+    use super::stream::Stream;
+    match stream {
+        Stream::Tcp(s) => serve_prefaced(s, read, info, shared).await,
+        Stream::Unix(s) => serve_prefaced(s, read, info, shared).await,
+        Stream::Tls(_) => log::debug!(
+            "{}: closing: HTTP/2 preface over TLS without ALPN h2",
+            info.peer
+        ),
+    }
+}
+
+/// Serves an h2c connection whose first bytes (`read`, the start of the preface) the HTTP/1
+/// driver already took off `io`.
+pub(crate) async fn serve_prefaced<I>(io: I, read: BytesMut, info: ConnInfo, shared: Arc<Shared>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve(
+        Prefixed {
+            prefix: read.freeze(),
+            inner: io,
+        },
+        info,
+        shared,
+    )
+    .await;
+}
+
+/// Serves one HTTP/2 connection until the client or the server closes it. For the TLS path:
+/// call it with the decrypted stream when ALPN chose `h2` (`info.scheme = "https"`), from the
+/// connection's task (which holds the connection's slot and drain guard meanwhile).
+pub(crate) async fn serve<I>(io: I, info: ConnInfo, shared: Arc<Shared>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = &shared.config;
+    let peer = info.peer;
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.http2_max_concurrent_streams)
+        .max_header_list_size(config.http2_header_list())
+        .initial_stream_window_size(config.http2_initial_stream_window_size)
+        .initial_connection_window_size(config.http2_initial_connection_window_size)
+        .keep_alive_interval(config.http2_keepalive())
+        .keep_alive_timeout(config.write());
+    let activity = Arc::new(Activity::new());
+    let stream_cx = Arc::new(StreamCx {
+        shared: Arc::clone(&shared),
+        info,
+        activity: Arc::clone(&activity),
+    });
+    let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&stream_cx)));
+    let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));
+
+    let mut stop = shared.shutdown.clone();
+    let mut closing = false;
+    // Looked at every `tick`: a stream's end does not wake this task, so the idle close comes
+    // at most one tick late.
+    let tick = config.header_read().min(config.keepalive());
+    let idle_timer = tokio::time::sleep(tick);
+    let mut idle_timer = pin!(idle_timer);
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    log::debug!("{peer}: HTTP/2 connection ended: {e}");
+                }
+                return;
+            }
+            _ = stop.wait_for(|s| *s), if !closing => {
+                log::debug!("{peer}: shutting down: GOAWAY");
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = idle_timer.as_mut(), if !closing => {
+                match activity.idle_until(config.header_read(), config.keepalive()) {
+                    None => {
+                        log::debug!("{peer}: closing idle HTTP/2 connection: GOAWAY");
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    Some(at) => idle_timer.as_mut().reset(at.min(Instant::now() + tick).into()),
+                }
+            }
+        }
+    }
+}
+
+/// When a connection last had no stream open, to close it once idle for too long.
+#[derive(Debug)]
+struct Activity {
+    start: Instant,
+    open: AtomicUsize,
+    /// A stream has begun.
+    began: AtomicBool,
+    /// Milliseconds from `start` to the end of the last stream.
+    last_end: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            open: AtomicUsize::new(0),
+            began: AtomicBool::new(false),
+            last_end: AtomicU64::new(0),
+        }
+    }
+
+    /// `None` when the connection has been idle too long: `first` from its start while no
+    /// stream has begun (the header timeout), `idle` from the end of its last stream (the
+    /// keep-alive timeout). Else when it will have been.
+    fn idle_until(&self, first: Duration, idle: Duration) -> Option<Instant> {
+        let now = Instant::now();
+        if self.open.load(Ordering::Acquire) > 0 {
+            return Some(now + idle);
+        }
+        let at = if self.began.load(Ordering::Acquire) {
+            self.start + Duration::from_millis(self.last_end.load(Ordering::Acquire)) + idle
+        } else {
+            self.start + first
+        };
+        (at > now).then_some(at)
+    }
+
+    fn begin(self: &Arc<Self>) -> StreamGuard {
+        self.began.store(true, Ordering::Release);
+        self.open.fetch_add(1, Ordering::AcqRel);
+        StreamGuard(Arc::clone(self))
+    }
+}
+
+/// One open stream, counted in [`Activity`] until dropped (with its response body).
+#[derive(Debug)]
+struct StreamGuard(Arc<Activity>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let ms = u64::try_from(a.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        a.last_end.store(ms, Ordering::Release);
+        a.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What every stream of one connection shares.
+#[derive(Debug)]
+struct StreamCx {
+    shared: Arc<Shared>,
+    info: ConnInfo,
+    activity: Arc<Activity>,
+}
+
+/// The response body and what must live as long as it.
+type H2Response = Response<GuardedBody>;
+
+/// A response body holding its stream's [`StreamGuard`].
+#[derive(Debug)]
+pub(crate) struct GuardedBody {
+    body: ResponseBody,
+    _guard: StreamGuard,
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = body::BodyAbort;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, body::BodyAbort>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// One stream: request head and body, hand-off, the response head; the body follows as
+/// hyper polls it.
+async fn handle(
+    req: hyper::Request<hyper::body::Incoming>,
+    cx: Arc<StreamCx>,
+) -> Result<H2Response, Infallible> {
+    let guard = cx.activity.begin();
+    let response = exchange(req, &cx).await;
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(
+        parts,
+        GuardedBody {
+            body,
+            _guard: guard,
+        },
+    ))
+}
+
+async fn exchange(
+    req: hyper::Request<hyper::body::Incoming>,
+    cx: &StreamCx,
+) -> Response<ResponseBody> {
+    let shared = &cx.shared;
+    let config = &shared.config;
+    let peer = cx.info.peer;
+    let (parts, incoming) = req.into_parts();
+    let head = match head::request_head(&parts, &shared.limits) {
+        Ok(h) => h,
+        Err(e) => {
+            log::debug!("{peer}: HTTP/2 stream refused ({}): {e}", e.status());
+            return refused(shared, peer, &e);
+        }
+    };
+    drop(parts);
+    let started = Instant::now();
+
+    // The body: read whole when small, else streamed while the app reads.
+    let limit = config.limit_request_body;
+    let declared = match head.framing() {
+        BodyFraming::Length(n) => Some(n),
+        BodyFraming::None | BodyFraming::Chunked => None,
+    };
+    if let Some(n) = declared.filter(|&n| limit != 0 && n > limit) {
+        log::debug!("{peer}: refused (413): content-length {n} over limit_request_body {limit}");
+        return refused(shared, peer, &RequestError::BodyTooLarge);
+    }
+    let mut body_in = BodyIn {
+        body: incoming,
+        read: 0,
+        limit,
+        timeout: config.body_read(),
+    };
+    let mut streamed = None;
+    let body = if http_body::Body::is_end_stream(&body_in.body) || declared == Some(0) {
+        RequestBody::Empty
+    } else {
+        let bound = config.max_buffered_body;
+        let mut buf = BytesMut::new();
+        let complete = loop {
+            if buf.len() > bound || declared.is_some_and(|n| n > bound as u64) {
+                break false;
+            }
+            match body_in.next().await {
+                Ok(Some(data)) => buf.extend_from_slice(&data),
+                Ok(None) => break true,
+                Err(fail) => {
+                    log::debug!("{peer}: HTTP/2 request body failed: {fail:?}");
+                    let e = match fail {
+                        ReadFail::TooLarge => RequestError::BodyTooLarge,
+                        ReadFail::Timeout => RequestError::BodyTimeout,
+                        // The client reset the stream: nobody reads this answer.
+                        ReadFail::Gone => RequestError::Malformed("request body incomplete"),
+                    };
+                    return refused(shared, peer, &e);
+                }
+            }
+        };
+        if complete {
+            if buf.is_empty() {
+                RequestBody::Empty
+            } else {
+                RequestBody::Full(buf.freeze())
+            }
+        } else {
+            let first = buf.freeze();
+            let hint = declared.map(|n| n - first.len() as u64);
+            let (tx, stream) = BodyStream::channel(hint);
+            streamed = Some((tx, first));
+            RequestBody::Stream(stream)
+        }
+    };
+    if let Some((tx, first)) = streamed {
+        tokio::spawn(body::feed(body_in, tx, first, peer));
+    } else {
+        drop(body_in);
+    }
+
+    // Hand-off, unless too many requests already wait for an application thread.
+    let max_queued = config.max_queued_requests;
+    if max_queued != 0 && shared.jobs.len() >= max_queued {
+        log::debug!("{peer}: refused (503): {max_queued} requests already queued");
+        if let Some(held_back) = shared.queue_full_warn.check() {
+            log::warn!(
+                "Request queue full ({max_queued} waiting for an application thread): \
+                 answering 503 ({held_back} more since the last warning)"
+            );
+        }
+        return refused(shared, peer, &RequestError::QueueFull);
+    }
+    // Forwarding headers from a trusted peer: believed, or a 400 when they cannot be.
+    let forwarded = if cx.info.forwarding_trusted
+        && head
+            .headers()
+            .any(|(name, _)| crate::forwarded::is_forwarding_header(name))
+    {
+        match crate::forwarded::forwarded_view_trusted(&config.forwarded_allow_ips, head.headers())
+        {
+            Ok(view) => Some(Box::new(view)),
+            Err(e) => {
+                log::debug!("{peer}: refused (400): {e}");
+                return refused(shared, peer, &e.into());
+            }
+        }
+    } else {
+        None
+    };
+    let is_head = head.is_head();
+    let log_head = shared.access.as_ref().map(|_| head.clone());
+    let (responder, mut rx) = Responder::channel();
+    let job = Job {
+        request: Request {
+            head,
+            body,
+            conn: cx.info.clone(),
+            forwarded,
+        },
+        responder,
+    };
+    let queue_wait = config.queue_wait();
+    let pushed = match queue_wait {
+        Some(_) => shared.jobs.push_claimable(job).map(Some),
+        None => shared.jobs.push(job).map(|()| None),
+    };
+    let claim = match pushed {
+        Ok(claim) => claim,
+        Err(job) => {
+            drop(job);
+            log::error!("{peer}: no application thread is taking requests");
+            return error_response(shared, peer, 503, "Service Unavailable", None);
+        }
+    };
+
+    // The first part: the head (or why there is none).
+    let first = {
+        let queue_timer = async {
+            match (&claim, queue_wait) {
+                (Some(_), Some(wait)) => tokio::time::sleep(wait).await,
+                _ => std::future::pending().await,
+            }
+        };
+        let mut queue_timer = pin!(queue_timer);
+        let mut timer_done = false;
+        loop {
+            tokio::select! {
+                biased;
+                part = rx.recv() => break part,
+                () = queue_timer.as_mut(), if !timer_done => {
+                    timer_done = true;
+                    if claim.as_ref().is_some_and(|c| c.withdraw()) {
+                        log::debug!(
+                            "{peer}: refused (503): no application thread within {queue_wait:?}"
+                        );
+                        if let Some(held_back) = shared.queue_timeout_warn.check() {
+                            log::warn!(
+                                "Queue timeout: a request waited {:.1}s for an application \
+                                 thread and was answered 503 ({held_back} more since the last \
+                                 warning)",
+                                queue_wait.map_or(0.0, |d| d.as_secs_f64())
+                            );
+                        }
+                        return refused(shared, peer, &RequestError::QueueTimeout);
+                    }
+                }
+            }
+        }
+    };
+    let access = |headers: &[(Bytes, Bytes)]| {
+        log_head.map(|head| {
+            Box::new(AccessEntry {
+                shared: Arc::clone(shared),
+                info: cx.info.clone(),
+                head,
+                started,
+                response_headers: headers.to_vec(),
+            })
+        })
+    };
+    match first {
+        Some(ResponsePart::Start { head, first, end }) => {
+            let known = end.then_some(first.len() as u64);
+            let entry = access(&head.headers);
+            let out = Out::new(shared, peer, is_head, &head, known);
+            let body = out.body().with_access(entry);
+            if out.has_body() {
+                let body = body.with_first(first);
+                let body = if end { body } else { body.with_parts(rx) };
+                out.response(&head, body)
+            } else {
+                if !end {
+                    tokio::spawn(body::drain(rx));
+                }
+                out.response(&head, body)
+            }
+        }
+        Some(ResponsePart::StartFile { head, file }) => {
+            let entry = access(&head.headers);
+            start_file(shared, peer, is_head, head, file, entry)
+        }
+        Some(ResponsePart::Refused(e)) => refused(shared, peer, &e),
+        Some(ResponsePart::Abort) => {
+            log::error!("{peer}: the application failed before sending a response");
+            internal_error(shared, peer)
+        }
+        Some(ResponsePart::Body(_) | ResponsePart::End) => {
+            log::error!("{peer}: response body without a head (binding bug)");
+            internal_error(shared, peer)
+        }
+        None => {
+            log::error!("{peer}: the application dropped the request without a response");
+            internal_error(shared, peer)
+        }
+    }
+}
+
+fn start_file(
+    shared: &Shared,
+    peer: SocketAddr,
+    is_head: bool,
+    head: ResponseHead,
+    file: FileBody,
+    entry: Option<Box<AccessEntry>>,
+) -> Response<ResponseBody> {
+    let available = match file.len {
+        Some(len) => len,
+        None => match file.file.metadata() {
+            Ok(meta) => meta.len().saturating_sub(file.offset),
+            Err(e) => {
+                log::error!("{peer}: cannot stat the response file: {e}");
+                return internal_error(shared, peer);
+            }
+        },
+    };
+    let out = Out::new(shared, peer, is_head, &head, Some(available));
+    let mut body = out.body().with_access(entry);
+    if out.has_body() {
+        let remaining = match out.framing {
+            ResponseFraming::Length(n) => n.min(available),
+            _ => available,
+        };
+        body = body.with_file(FileOut {
+            file: file.file,
+            offset: file.offset,
+            remaining,
+        });
+    }
+    out.response(&head, body)
+}
+
+/// How one response head goes out.
+struct Out<'a> {
+    shared: &'a Shared,
+    peer: SocketAddr,
+    framing: ResponseFraming,
+    app_len: Option<u64>,
+    status: u16,
+}
+
+impl<'a> Out<'a> {
+    fn new(
+        shared: &'a Shared,
+        peer: SocketAddr,
+        is_head: bool,
+        head: &ResponseHead,
+        known: Option<u64>,
+    ) -> Out<'a> {
+        let app_len = app_content_length(head);
+        let framing = response_framing(&FramingInput {
+            version: crate::http1::Version::Http2,
+            is_head,
+            status: head.code,
+            app_content_length: app_len,
+            known_body_len: known,
+        });
+        Out {
+            shared,
+            peer,
+            framing,
+            app_len,
+            status: head.code,
+        }
+    }
+
+    fn has_body(&self) -> bool {
+        !matches!(
+            self.framing,
+            ResponseFraming::NoBody | ResponseFraming::NoBodyLength(_)
+        )
+    }
+
+    fn body(&self) -> ResponseBody {
+        let promised = match self.framing {
+            ResponseFraming::Length(n) => Some(n),
+            _ => None,
+        };
+        ResponseBody::new(self.peer, self.status, promised)
+    }
+
+    /// The response: the app's fields (hop-by-hop ones dropped), `server`, `content-length`.
+    fn response(&self, head: &ResponseHead, body: ResponseBody) -> Response<ResponseBody> {
+        let mut res = Response::new(body);
+        *res.status_mut() = status_code(head.code, self.peer);
+        let fields = res.headers_mut();
+        let mut has_server = false;
+        for (name, value) in &head.headers {
+            let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+            else {
+                log::warn!(
+                    "{}: response field {:?} cannot be sent over HTTP/2: dropped",
+                    self.peer,
+                    String::from_utf8_lossy(name)
+                );
+                continue;
+            };
+            if HOP_BY_HOP.contains(&n.as_str()) {
+                continue;
+            }
+            has_server |= n == header::SERVER;
+            fields.append(n, v);
+        }
+        if !has_server && !self.shared.server_header.is_empty() {
+            if let Ok(v) = HeaderValue::from_bytes(&self.shared.server_header) {
+                fields.insert(header::SERVER, v);
+            }
+        }
+        match self.framing {
+            ResponseFraming::Length(n) | ResponseFraming::NoBodyLength(n)
+                if self.app_len.is_none() =>
+            {
+                fields.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+/// The status as hyper takes it; an app status it cannot hold (the binding checks three
+/// digits) becomes 500.
+fn status_code(code: u16, peer: SocketAddr) -> StatusCode {
+    match StatusCode::from_u16(code) {
+        Ok(s) if code >= 200 => s,
+        _ => {
+            log::error!("{peer}: status {code} cannot end an HTTP/2 response: sending 500");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+/// The declared outcome of `e`, as an HTTP/2 response (the stream ends; the connection stays).
+fn refused(shared: &Shared, peer: SocketAddr, e: &RequestError) -> Response<ResponseBody> {
+    let o = e.outcome();
+    error_response(shared, peer, o.status, o.reason, o.retry_after)
+}
+
+fn internal_error(shared: &Shared, peer: SocketAddr) -> Response<ResponseBody> {
+    error_response(shared, peer, 500, "Internal Server Error", None)
+}
+
+/// A plain-text error response whose body is `reason`.
+fn error_response(
+    shared: &Shared,
+    peer: SocketAddr,
+    status: u16,
+    reason: &'static str,
+    retry_after: Option<u32>,
+) -> Response<ResponseBody> {
+    let body = ResponseBody::new(peer, status, Some(reason.len() as u64))
+        .with_first(Bytes::from_static(reason.as_bytes()));
+    let mut res = Response::new(body);
+    *res.status_mut() = status_code(status, peer);
+    let fields = res.headers_mut();
+    fields.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    fields.insert(header::CONTENT_LENGTH, HeaderValue::from(reason.len()));
+    if let Some(secs) = retry_after {
+        fields.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&shared.server_header) {
+        if !shared.server_header.is_empty() {
+            fields.insert(header::SERVER, v);
+        }
+    }
+    res
+}
+
+/// A stream that first yields bytes already read from it (the preface the HTTP/1 driver
+/// looked at), then reads on; writes go straight through.
+#[derive(Debug)]
+pub(crate) struct Prefixed<I> {
+    prefix: Bytes,
+    inner: I,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Checks that [`serve`]'s future can be spawned on the (current-thread) runtime from any
+/// connection task: hyper's executor spawns stream futures with `tokio::spawn`, so they must
+/// be `Send` too (they are: nothing in a stream is tied to a thread).
+#[allow(dead_code)]
+fn assert_send() {
+    fn is_send<F: Future + Send>(_: F) {}
+    fn check(io: tokio::net::TcpStream, info: ConnInfo, shared: Arc<Shared>) {
+        is_send(serve(io, info, shared));
+    }
+    let _ = check;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preface_is_recognised_from_its_first_bytes() {
+        assert!(is_preface(PREFACE));
+        assert!(is_preface(
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04"
+        ));
+        assert!(is_preface(b"PRI * HT"));
+        assert!(is_preface(b"PRI *"));
+        // Too short to tell, or an HTTP/1 request (PRI is a valid method name).
+        assert!(!is_preface(b"PRI "));
+        assert!(!is_preface(b"PRI /x HTTP/1.1\r\n"));
+        assert!(!is_preface(b"GET / HTTP/1.1\r\n"));
+        assert!(!is_preface(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn prefixed_replays_then_reads_on() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut a, b) = tokio::io::duplex(64);
+        let mut p = Prefixed {
+            prefix: Bytes::from_static(b"abc"),
+            inner: b,
+        };
+        a.write_all(b"def").await.unwrap();
+        drop(a);
+        let mut all = Vec::new();
+        p.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, b"abcdef");
+    }
+
+    #[test]
+    fn idle_is_measured_from_the_last_stream() {
+        let a = Arc::new(Activity::new());
+        let (long, zero) = (Duration::from_secs(60), Duration::ZERO);
+        assert!(
+            a.idle_until(long, zero).is_some(),
+            "the first stream may come"
+        );
+        assert!(
+            a.idle_until(zero, long).is_none(),
+            "no first stream in time"
+        );
+        let g = a.begin();
+        assert!(a.idle_until(zero, zero).is_some(), "a stream is open");
+        drop(g);
+        assert!(a.idle_until(zero, long).is_some());
+        assert!(a.idle_until(long, zero).is_none());
+    }
+}
