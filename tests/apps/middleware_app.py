@@ -67,7 +67,7 @@ def application(environ, start_response):
 
         return chunks()
     if path == "/file":
-        f = tempfile.TemporaryFile()
+        f = tempfile.TemporaryFile()  # noqa: SIM115 (file_wrapper closes it)
         f.write(body_of(5000))
         f.seek(0)
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5000")])

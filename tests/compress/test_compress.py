@@ -134,20 +134,22 @@ def test_stream_is_flushed_chunk_by_chunk(srv, coding):
     decoder = zlib.decompressobj(wbits=31) if coding == "gzip" else brotli.Decompressor()
     feed = decoder.decompress if coding == "gzip" else decoder.process
     first = b"chunk-0\n" * 40
-    with httpx.Client(timeout=10) as client:
-        with client.stream(
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream(
             "GET", f"{srv.url}/stream?n=3&delay=0.5", headers={"Accept-Encoding": coding}
-        ) as r:
-            assert r.headers["content-encoding"] == coding
-            started = time.monotonic()
-            got = b""
-            pieces = r.iter_raw()
-            while len(got) < len(first):
-                got += feed(next(pieces))
-            # The first chunk decoded well before the second was produced.
-            assert got == first and time.monotonic() - started < 0.4
-            for raw in pieces:
-                got += feed(raw)
+        ) as r,
+    ):
+        assert r.headers["content-encoding"] == coding
+        started = time.monotonic()
+        got = b""
+        pieces = r.iter_raw()
+        while len(got) < len(first):
+            got += feed(next(pieces))
+        # The first chunk decoded well before the second was produced.
+        assert got == first and time.monotonic() - started < 0.4
+        for raw in pieces:
+            got += feed(raw)
     assert got == b"".join(f"chunk-{i}\n".encode() * 40 for i in range(3))
 
 

@@ -128,9 +128,7 @@ def test_symlink_inside_the_root_is_served(srv):
 
 
 def test_follow_symlinks_option(ferrule_server, tree):
-    srv = ferrule_server(
-        APP, "--static", f"/static={tree / 'root'}", "--static-follow-symlinks"
-    )
+    srv = ferrule_server(APP, "--static", f"/static={tree / 'root'}", "--static-follow-symlinks")
     assert srv.get("/static/link-out.txt").body == b"top secret"
     assert srv.get("/static/dir-out/secret.txt").body == b"top secret"
     # Still no way up by path.

@@ -12,7 +12,8 @@
 //! Files, one job each: [`listen`] (binding), `conn` (one connection's request loop), `body`
 //! (request bodies), `respond` (writing the app's response), `sendfile` (file bodies), `io`
 //! (readiness-based reads and writes with timeouts), `access` (the access log line),
-//! `overload` (the connection cap and its fast 503).
+//! `overload` (the connection cap and its fast 503), `h2` (HTTP/2 connections through hyper: h2c
+//! prior knowledge from `conn`, ALPN `h2` from the TLS path).
 
 pub(crate) mod access;
 mod body;
