@@ -225,8 +225,6 @@ class _Binds(_Kind):
             if item.startswith("fd://"):
                 if _FD_RE.match(item) is None:
                     raise ValueError(f"{item!r} is not fd://N (N a descriptor number)")
-                if items.count(item) > 1:
-                    raise ValueError(f"{item!r} is listed twice")
                 continue
             if item.startswith("unix:"):
                 raise ValueError(
@@ -496,6 +494,7 @@ SECTION_HTTP = "HTTP"
 SECTION_STATIC = "Static files"
 SECTION_COMPRESSION = "Compression"
 SECTION_HTTP2 = "HTTP/2"
+SECTION_METRICS = "Metrics"
 SECTION_DEV = "Development"
 SECTIONS = (
     SECTION_APP,
@@ -512,6 +511,7 @@ SECTIONS = (
     SECTION_STATIC,
     SECTION_COMPRESSION,
     SECTION_HTTP2,
+    SECTION_METRICS,
     SECTION_DEV,
 )
 
@@ -1152,6 +1152,14 @@ class Config:
         "the connection); 0 means none.",
         SECTION_HTTP2,
         flags=("--http2-keepalive-interval",),
+    )
+    metrics_bind: str | None = _option(
+        None,
+        _Text("HOST:PORT", optional=True),
+        "Serve metrics on this separate address: /metrics (Prometheus text format), "
+        "/status.json and /status (a live HTML dashboard); off by default.",
+        SECTION_METRICS,
+        flags=("--metrics-bind",),
     )
 
     def __post_init__(self) -> None:

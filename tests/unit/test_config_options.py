@@ -132,6 +132,10 @@ def test_python_only_options_are_not_sent():
         "pid_file",
         "preload",
         "pythonpath",
+        "user",
+        "group",
+        "umask",
+        "daemon",
     }
 
 
@@ -209,6 +213,7 @@ def test_no_options_gives_defaults():
             4 * 1024**2,
         ),
         (["--http2-keepalive-interval", "20"], "http2_keepalive_interval", 20.0),
+        (["--metrics-bind", "127.0.0.1:9100"], "metrics_bind", "127.0.0.1:9100"),
         (["--max-queued-requests", "0"], "max_queued_requests", 0),
         (["--queue-timeout", "0.5"], "queue_timeout", 0.5),
         (["-w", "3"], "workers", 3),
@@ -251,6 +256,17 @@ def test_no_options_gives_defaults():
         (["--proxy-protocol", "V2"], "proxy_protocol", "v2"),
         (["--proxy-allow-from", "10.0.0.0/8, ::1"], "proxy_allow_from", "10.0.0.0/8,::1"),
         (["--forwarded-allow-ips", "*"], "forwarded_allow_ips", "*"),
+        (["--reuse-port"], "reuse_port", True),
+        (["-u", "nobody"], "user", "nobody"),
+        (["--user", "65534"], "user", "65534"),
+        (["-g", "nogroup"], "group", "nogroup"),
+        (["--group", "0"], "group", "0"),
+        (["-m", "027"], "umask", 0o27),
+        (["--umask", "0o002"], "umask", 0o2),
+        (["--umask", "18"], "umask", 18),  # decimal without a leading 0, as gunicorn reads it
+        (["-D"], "daemon", True),
+        (["--daemon"], "daemon", True),
+        (["--bind", "fd://3"], "bind", ("fd://3",)),
     ],
 )
 def test_flag_sets_field(argv, field, value):
@@ -269,6 +285,8 @@ def test_recycling_needs_a_master_even_for_one_worker():
     assert not parse("--max-requests-jitter", "10").uses_master  # jitter alone recycles nothing
     assert not parse("--timeout", "5").uses_master
     assert parse("--reload").uses_master  # the workers are replaced on a change
+    assert parse("--user", "nobody").uses_master  # the app never runs as the master's user
+    assert parse("--group", "nogroup").uses_master
 
 
 def test_every_flag_is_exercised_above():
@@ -297,6 +315,9 @@ def test_every_flag_is_exercised_above():
         (["--bind", "localhost"], "--bind"),
         (["--bind", "127.0.0.1:70000"], "--bind"),
         (["--bind", "unix:/tmp/s"], "--bind"),
+        (["--bind", "fd://x"], "--bind"),
+        (["--umask", "0o1000"], "--umask"),
+        (["--umask", "rw"], "--umask"),
         (["--error-logfile", ""], "--error-logfile"),
         (["--access-logformat", "%(z)s"], "--access-logformat"),
         (["--access-logformat", "50% off"], "--access-logformat"),

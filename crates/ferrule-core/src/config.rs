@@ -150,9 +150,6 @@ pub struct ServerConfig {
     /// Dev reload: workers ask to be replaced when the app's code changes; a replacement that
     /// cannot load it leaves the running workers serving instead of stopping the server.
     pub reload: bool,
-    /// Each worker listens on its own `SO_REUSEPORT` socket bound to the same address (the
-    /// kernel spreads connections evenly); the master only holds the address.
-    pub reuse_port: bool,
     /// Recycle a worker after this many requests (plus jitter); 0 = never. Needs a master.
     pub max_requests: u64,
     /// Random extra requests, `0..=max_requests_jitter`, drawn once per worker.
@@ -161,6 +158,9 @@ pub struct ServerConfig {
     pub max_worker_memory: u64,
     /// Recycle a worker after this many seconds; 0 = never. Needs a master.
     pub max_worker_lifetime: f64,
+    /// Each worker listens on its own `SO_REUSEPORT` socket bound to the same address (the
+    /// kernel spreads connections evenly); the master only holds the address.
+    pub reuse_port: bool,
     /// Listen backlog.
     pub backlog: u32,
     /// Bodies up to this size are read completely before the app runs; larger ones stream.
@@ -227,6 +227,8 @@ pub struct ServerConfig {
     pub http2_initial_connection_window_size: u32,
     /// Seconds between HTTP/2 keep-alive PINGs; 0 = none.
     pub http2_keepalive_interval: f64,
+    /// `HOST:PORT` of the metrics listener (`/metrics`, `/status`, `/status.json`); `None` = off.
+    pub metrics_bind: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -286,6 +288,7 @@ impl Default for ServerConfig {
             http2_initial_stream_window_size: DEFAULT_HTTP2_INITIAL_STREAM_WINDOW_SIZE,
             http2_initial_connection_window_size: DEFAULT_HTTP2_INITIAL_CONNECTION_WINDOW_SIZE,
             http2_keepalive_interval: DEFAULT_HTTP2_KEEPALIVE_INTERVAL_SECS,
+            metrics_bind: None,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod exchange;
 pub mod forwarded;
 pub mod http1;
 pub mod log;
+pub mod metrics;
 pub mod middleware;
 pub mod proxy_protocol;
 pub mod server;

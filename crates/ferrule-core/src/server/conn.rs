@@ -86,6 +86,7 @@ pub(crate) fn serve(
     // `conn` and `guard` stay where the block captured them: moving them into an `async fn`'s
     // by-value arguments would store them twice in the task.
     async move {
+        let _open = crate::metrics::connection_opened();
         if conn.serve().await {
             // Boxed: only an HTTP/2 connection holds hyper's state.
             let Conn {
@@ -460,6 +461,9 @@ impl Conn {
         let log_head = shared.access.as_ref().map(|_| head.clone());
         let started = std::time::Instant::now();
         let limit = config.limit_request_body;
+        // Metrics: in flight until this function returns, whichever way.
+        let _in_flight = crate::metrics::request_started();
+        let method = crate::metrics::method_index(head.method());
 
         // Forwarding headers from a trusted peer: believed, or a 400 when they cannot be.
         let forwarded = if self.info.forwarding_trusted && has_forwarding_header(&head) {
@@ -689,13 +693,15 @@ impl Conn {
             }
         }
 
+        let duration = started.elapsed();
+        crate::metrics::global().request_done(method, written.status, duration);
         if let (Some(access), Some(h)) = (&shared.access, &log_head) {
             access.log(&super::access::Record {
                 conn: &self.info,
                 head: h,
                 status: written.status,
                 body_bytes: written.body_bytes,
-                duration: started.elapsed(),
+                duration,
                 response_headers: respond.log_headers.as_deref().unwrap_or_default(),
             });
         }

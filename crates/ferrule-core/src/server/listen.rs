@@ -50,13 +50,19 @@ pub fn resolve(spec: &str) -> std::io::Result<SocketAddr> {
 /// The descriptor number of an `fd://N` bind, `None` for an address.
 pub fn fd_spec(spec: &str) -> Option<Result<i32, BindError>> {
     let digits = spec.strip_prefix("fd://")?;
-    Some(digits.parse::<i32>().ok().filter(|n| *n >= 0).ok_or_else(|| BindError {
-        address: spec.to_owned(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "expected fd://N with N a descriptor number",
-        ),
-    }))
+    Some(
+        digits
+            .parse::<i32>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| BindError {
+                address: spec.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "expected fd://N with N a descriptor number",
+                ),
+            }),
+    )
 }
 
 /// Binds and listens on `spec` (or adopts `fd://N`); the listener is non-blocking.

@@ -112,6 +112,9 @@ pub struct Server {
     /// A forked worker's pipe to its master ([`Server::set_master_link`]): `READY` once the
     /// signal handlers are installed, then a heartbeat every second.
     master: Option<Arc<crate::supervise::MasterLink>>,
+    /// The `--metrics-bind` listener of a lone process, bound with the others; taken by
+    /// [`Server::run`]. (A worker's master serves the metrics instead.)
+    metrics: Mutex<Option<std::net::TcpListener>>,
 }
 
 /// Binds every address of `config.bind` (adopting `fd://N` descriptors) and logs `Listening
@@ -187,6 +190,7 @@ impl Server {
             })?
             .map(Arc::new);
         let tls = load_tls(&config)?;
+        let metrics = bind_metrics(&config)?;
         let (tx, _) = watch::channel(false);
         Ok(Server {
             config: Arc::new(config),
@@ -201,6 +205,7 @@ impl Server {
             tls,
             supervised: false,
             master: None,
+            metrics: Mutex::new(metrics),
         })
     }
 
@@ -235,6 +240,7 @@ impl Server {
             tls,
             supervised: true,
             master: None,
+            metrics: Mutex::new(None),
         })
     }
 
@@ -363,6 +369,7 @@ impl Server {
             ));
         }
         drop(done_tx);
+        self.spawn_metrics(&shared)?;
 
         // Signal handlers and listeners are in place: the master may now count on this worker.
         if let Some(link) = &self.master {
@@ -407,10 +414,50 @@ impl Server {
         Ok(())
     }
 
+    /// Serves `--metrics-bind` (if bound) on this runtime until shutdown.
+    fn spawn_metrics(&self, shared: &Arc<Shared>) -> Result<(), ServeError> {
+        let listener = match self.metrics.lock() {
+            Ok(mut l) => l.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let Some(listener) = listener else {
+            return Ok(());
+        };
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| ServeError {
+            message: format!("cannot use the metrics listener: {e}"),
+        })?;
+        // Weak: the metrics listener must not keep the job queue open after the server stops.
+        let weak = Arc::downgrade(shared);
+        let snapshot: crate::metrics::serve::SnapshotFn = Arc::new(move || {
+            let queued = weak.upgrade().map_or(0, |s| s.jobs.len());
+            crate::metrics::global().snapshot(queued)
+        });
+        tokio::spawn(crate::metrics::serve::run(
+            listener,
+            snapshot,
+            self.shutdown.tx.subscribe(),
+        ));
+        Ok(())
+    }
+
     fn force_stop(&self, name: &str) {
         self.shutdown.forced.store(true, Ordering::SeqCst);
         log::warn!("Handling signal: {name} again: closing the remaining connections now");
     }
+}
+
+/// Binds `config.metrics_bind` (`None`: metrics are off) and logs `Metrics at: http://ADDR`.
+pub fn bind_metrics(config: &ServerConfig) -> Result<Option<std::net::TcpListener>, ServeError> {
+    let Some(spec) = config.metrics_bind.as_deref().filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let listener = listen::bind(spec, config.backlog).map_err(|e| ServeError {
+        message: format!("metrics_bind: {e}"),
+    })?;
+    if let Ok(addr) = listener.local_addr() {
+        log::info!("Metrics at: http://{addr}/metrics ({})", std::process::id());
+    }
+    Ok(Some(listener))
 }
 
 /// Loads the TLS files `config` names (`None`: TLS is off).
@@ -532,6 +579,7 @@ async fn accept_loop(
                 if overload_503 {
                     permit = limit.try_admit(true);
                     if permit.is_none() {
+                        crate::metrics::global().connection_refused();
                         // Past the cap: a fast 503, bounded in number; past that, just close.
                         // (A TLS listener closes: a plain-text answer would be garbage there.)
                         if let Some(refusing) = limit.try_refusing().filter(|_| tls.is_none()) {

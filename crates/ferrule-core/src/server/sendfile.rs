@@ -74,6 +74,7 @@ pub(crate) async fn send_file(
         match r {
             Ok(0) => return Err(SendFileFail::Short { sent }),
             Ok(n) => {
+                crate::metrics::global().add_bytes_out(n as usize);
                 sent += n;
                 offset += n;
             }

@@ -37,12 +37,15 @@ pub(crate) enum Stream {
 
 impl Stream {
     /// Reads what is available into `buf`'s spare capacity; `WouldBlock` when nothing is.
+    /// Counted in the metrics' bytes in.
     pub(crate) fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        match self {
+        let n = match self {
             Stream::Tcp(s) => s.try_read_buf(buf),
             Stream::Unix(s) => s.try_read_buf(buf),
             Stream::Tls(s) => s.try_read_buf(buf),
-        }
+        }?;
+        crate::metrics::global().add_bytes_in(n);
+        Ok(n)
     }
 
     /// Waits until a read may make progress (bytes, end of stream or an error).
@@ -66,12 +69,15 @@ impl Stream {
 
     /// Writes from `bufs` what the transport takes now; `WouldBlock` when it takes nothing.
     /// For TLS, "taken" may mean encrypted and queued: [`Stream::flush_pending`] sends the rest.
+    /// Counted in the metrics' bytes out.
     pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
+        let n = match self {
             Stream::Tcp(s) => s.try_write_vectored(bufs),
             Stream::Unix(s) => s.try_write_vectored(bufs),
             Stream::Tls(s) => s.try_write_vectored(bufs),
-        }
+        }?;
+        crate::metrics::global().add_bytes_out(n);
+        Ok(n)
     }
 
     /// Reads bytes from the socket itself, under TLS if any (the PROXY header precedes the TLS
