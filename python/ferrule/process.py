@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from ferrule.config import Config
 
-__all__ = ["Launch", "ProcessError", "prepare", "drop_privileges", "set_title"]
+__all__ = ["Launch", "ProcessError", "drop_privileges", "prepare", "set_title"]
 
 #: First descriptor systemd passes (`SD_LISTEN_FDS_START`).
 LISTEN_FDS_START = 3
@@ -79,9 +79,7 @@ def _take_socket_activation(config: Config, environ: MutableMapping[str, str]) -
     return dataclasses.replace(config, bind=binds)
 
 
-def _take_inherited(
-    config: Config, environ: MutableMapping[str, str]
-) -> tuple[Config, int | None]:
+def _take_inherited(config: Config, environ: MutableMapping[str, str]) -> tuple[Config, int | None]:
     binds = environ.pop(ENV_INHERIT_BINDS, "")
     old = environ.pop(ENV_OLD_MASTER, "")
     if not binds:
@@ -116,11 +114,7 @@ def _resolve_ids(config: Config) -> Ids | None:
             uid, gid, name = entry.pw_uid, entry.pw_gid, entry.pw_name
     if config.group is not None:
         try:
-            gid = (
-                int(config.group)
-                if config.group.isdigit()
-                else grp.getgrnam(config.group).gr_gid
-            )
+            gid = int(config.group) if config.group.isdigit() else grp.getgrnam(config.group).gr_gid
         except KeyError:
             raise ProcessError(f"--group {config.group}: no such group") from None
     return Ids(uid=uid, gid=gid, user_name=name)

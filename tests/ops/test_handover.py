@@ -102,6 +102,9 @@ def test_usr2_failing_new_master_leaves_the_old_one_serving(ferrule_server, tmp_
     srv = ferrule_server("workers_flaky_app:app", "-w", "2", env={"FLAKY_FLAG": str(flag)})
     srv.errors_expected = True
     wait_children(srv.pid, 2)
+    # Both loaded the app before the code "breaks" (only the new master's workers see it).
+    srv.wait_for_log(r"Worker 1 \(pid \d+\) ready")
+    srv.wait_for_log(r"Worker 2 \(pid \d+\) ready")
     flag.write_text("1")
     mark = srv.mark()
     srv.send_signal(signal.SIGUSR2)
@@ -109,6 +112,42 @@ def test_usr2_failing_new_master_leaves_the_old_one_serving(ferrule_server, tmp_
                      timeout=20, since=mark)  # fmt: skip
     srv.exited_on_purpose = False
     assert srv.alive()
+    assert srv.get("/").status == 200
+
+
+def test_usr2_with_reuse_port_binds_the_same_address_again(ferrule_server):
+    srv = ferrule_server(APP, "-w", "2", "--reuse-port")
+    wait_children(srv.pid, 2)
+    srv.wait_for_log(r"Worker 2 \(pid \d+\) ready")
+    mark = srv.mark()
+    srv.send_signal(signal.SIGUSR2)
+    line = srv.wait_for_log(r"re-executing: new master pid \d+", since=mark)
+    new_master = int(re.search(r"new master pid (\d+)", line).group(1))
+    try:
+        srv.wait_for_log(rf"Listening at: http://127\.0\.0\.1:{srv.port} \({new_master}\)", 15)
+        assert srv.proc.wait(15) == 0
+        new_workers = wait_children(new_master, 2)
+        pids = {int(srv.get("/pid").body.split()[0]) for _ in range(40)}
+        assert pids == new_workers
+    finally:
+        _stop(new_master)
+
+
+def test_usr2_does_not_kill_a_lone_process_or_a_worker(ferrule_server):
+    lone = ferrule_server(APP)
+    assert lone.get("/").status == 200  # serving: its signal handlers are in place
+    mark = lone.mark()
+    lone.send_signal(signal.SIGUSR2)
+    lone.wait_for_log(r"usr2: re-exec needs a master .*; ignored", since=mark)
+    lone.exited_on_purpose = False
+    assert lone.get("/").status == 200
+    srv = ferrule_server(APP, "-w", "2")
+    workers = wait_children(srv.pid, 2)
+    srv.wait_for_log(r"Worker 2 \(pid \d+\) ready")
+    for pid in workers:
+        os.kill(pid, signal.SIGUSR2)  # as `kill -USR2 -PGID` would
+    time.sleep(0.5)
+    assert children(srv.pid) == workers
     assert srv.get("/").status == 200
 
 

@@ -64,7 +64,7 @@ def test_user_and_group_switch_the_workers_not_the_master(ferrule_server):
     uid, gid, pid = _ids(srv)
     assert (uid, gid, pid) == (nobody.pw_uid, nobody.pw_gid, worker)
     status = Path(f"/proc/{worker}/status").read_text()
-    assert re.search(r"^Groups:\s*" + str(nobody.pw_gid) + r"\s*$", status, re.M), status
+    assert re.search(r"^Groups:\s*" + str(nobody.pw_gid) + r"\s*$", status, re.MULTILINE), status
     assert os.stat(f"/proc/{srv.pid}").st_uid == 0  # the master stays root
 
 

@@ -142,3 +142,27 @@ def test_hup_one_by_one_replaces_workers_in_turn_without_a_failure(ferrule_serve
     second_ready = re.search(r"Worker 4 \(pid \d+\) ready", log).start()
     second_boots = log.index("Booting worker 4")
     assert first_ready < second_boots and first_ready < first_leaves < second_ready, log
+
+
+def test_ttin_ttou_under_load_without_a_failure(ferrule_server):
+    srv = ferrule_server(APP, "-w", "2", "--keep-alive", "30")
+    wait_children(srv.pid, 2)
+    srv.wait_for_log(r"Worker 2 \(pid \d+\) ready")
+    load = Load(srv.port, threads=8).start()
+    try:
+        load.wait_requests(200)
+        mark = srv.mark()
+        srv.send_signal(signal.SIGTTIN)
+        srv.wait_for_log(r"Worker 3 \(pid \d+\) ready", since=mark)
+        wait_children(srv.pid, 3)
+        load.wait_requests(200)
+        mark = srv.mark()
+        srv.send_signal(signal.SIGTTOU)
+        srv.wait_for_log(r"Worker 3 \(pid \d+\) exited with code 0", since=mark)
+        wait_children(srv.pid, 2)
+        load.wait_requests(200)
+    finally:
+        load.stop()
+    srv.exited_on_purpose = False
+    assert load.errors == [], f"{len(load.errors)} failures, first: {load.errors[:5]}"
+    print(f"TTIN/TTOU under load: {load.ok} ok, {load.retried} keep-alive retries, 0 failures")

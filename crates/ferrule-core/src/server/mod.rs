@@ -350,6 +350,19 @@ impl Server {
                 reopen_logs(access.as_deref());
             }
         });
+        // SIGUSR2 re-executes a master (supervise/reexec.rs). Its default action would kill a
+        // worker (`kill -USR2` to a process group) or a lone process: it is caught and ignored.
+        let mut sigusr2 = sig(SignalKind::user_defined2())?;
+        let lone = !self.supervised;
+        tokio::spawn(async move {
+            while sigusr2.recv().await.is_some() {
+                if lone {
+                    log::warn!(
+                        "Handling signal: usr2: re-exec needs a master (-w 2 or more); ignored"
+                    );
+                }
+            }
+        });
 
         // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx`
         // sees the end: that is "every connection finished".
