@@ -83,9 +83,7 @@ def rust_defaults() -> dict[str, object]:
             out[name] = consts[m.group(1)]
         elif m := re.fullmatch(r'"([^"]*)"\.to_owned\(\)', expr):
             out[name] = m.group(1)
-        elif m := re.fullmatch(r"LogLevel::(\w+)", expr):
-            out[name] = m.group(1).lower()
-        elif m := re.fullmatch(r"crate::proxy_protocol::ProxyProtocolMode::(\w+)", expr):
+        elif (m := re.fullmatch(r"LogLevel::(\w+)", expr)) or (m := re.fullmatch(r"crate::proxy_protocol::ProxyProtocolMode::(\w+)", expr)):
             out[name] = m.group(1).lower()
         elif expr == "crate::cidr::AddrAllowList::loopback()":
             out[name] = "127.0.0.1,::1"

@@ -380,13 +380,19 @@ impl ServerConfig {
             return err("limit_request_field_size", "must be at least 16 bytes");
         }
         if self.cert_reqs > 2 {
-            return err("cert_reqs", "must be 0 (none), 1 (optional) or 2 (required)");
+            return err(
+                "cert_reqs",
+                "must be 0 (none), 1 (optional) or 2 (required)",
+            );
         }
         if self.certfile.is_none() && (self.keyfile.is_some() || self.ca_certs.is_some()) {
             return err("certfile", "keyfile and ca_certs need a certfile");
         }
         if self.cert_reqs > 0 && self.ca_certs.is_none() {
-            return err("ca_certs", "cert_reqs 1 or 2 needs ca_certs to verify clients");
+            return err(
+                "ca_certs",
+                "cert_reqs 1 or 2 needs ca_certs to verify clients",
+            );
         }
         if let Err(e) = crate::server::access::AccessFormat::compile(
             &self.access_log_format,

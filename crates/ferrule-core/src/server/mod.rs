@@ -18,8 +18,8 @@
 pub(crate) mod access;
 mod body;
 mod conn;
-mod h2;
 mod dn;
+mod h2;
 mod io;
 pub mod listen;
 mod overload;
@@ -339,7 +339,9 @@ impl Server {
                 while sighup.recv().await.is_some() {
                     match tls.reload(&config) {
                         Ok(()) => log::info!("Handling signal: hup (TLS certificate reloaded)"),
-                        Err(e) => log::error!("TLS reload failed, keeping the old certificate: {e}"),
+                        Err(e) => {
+                            log::error!("TLS reload failed, keeping the old certificate: {e}")
+                        }
                     }
                 }
             });
