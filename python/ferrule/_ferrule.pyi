@@ -13,8 +13,8 @@ class Server:
         self, config_json: str, app: Callable[..., Any], worker: Worker | None = None
     ) -> None:
         """Parses the config (ValueError naming the setting), installs the error log and binds
-        every listener (OSError naming the address), logging `Listening at: http://HOST:PORT
-        (PID)` for each. With `worker` (in a forked worker), serves on the listeners the master
+        every listener (OSError naming the address); `run()` logs `Listening at: http://HOST:PORT
+        (PID)` for each once it handles SIGINT/SIGTERM. With `worker` (in a forked worker), serves on the listeners the master
         bound instead, and logs nothing."""
     @property
     def addresses(self) -> list[str]:

@@ -303,3 +303,22 @@ def test_threads_run_requests_in_parallel(shared_server):
 def test_one_thread_runs_requests_one_at_a_time(shared_server):
     srv = shared_server(APP, "--threads", "1")
     assert _concurrent_slow(srv, 3, 300) >= 0.85
+
+
+def test_close_lingers_so_unread_pipelined_bytes_do_not_reset_the_response(srv):
+    """RFC 9112 §9.6: a server closing after `Connection: close` while the client is still
+    sending must half-close and drain first; closing with unread bytes makes the kernel send a
+    reset that can destroy the response before the client reads it."""
+    import socket
+
+    tail = build_request("POST", "/echo", body=b"x" * (200 * 1024))  # never answered
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(build_request("GET", "/hello", [("Connection", "close")]))
+        s.sendall(tail)
+        time.sleep(0.3)  # the server has answered and closed by now; we have not read yet
+        received = b""
+        while chunk := s.recv(65536):  # ConnectionResetError here is the failure
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert received.endswith(b"hello world")
+    assert received.count(b"HTTP/1.1 ") == 1

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use ferrule_core::config::ServerConfig;
 use ferrule_core::log::init_error_log;
-use ferrule_core::server::bind_listeners;
+use ferrule_core::server::{announce_listening, bind_listeners};
 use ferrule_core::supervise::reexec::Reexec;
 use ferrule_core::supervise::{
     supervise_with as run_master, ForkHooks, MasterEvent, MasterLink, MasterOptions, Message, Role,
@@ -155,9 +155,11 @@ pub(crate) fn supervise(
     let config = ServerConfig::from_json(config_json).map_err(CoreError::from)?;
     init_error_log(config.log_level, &config.error_log).map_err(CoreError::from)?;
     // With reuse_port the master only holds the addresses; each worker listens on its own.
-    let (listeners, _) = py
+    let (listeners, addrs) = py
         .detach(|| bind_listeners(&config, config.reuse_port))
         .map_err(CoreError::from)?;
+    // A master announces its addresses as soon as they are bound (its workers log nothing).
+    announce_listening(&addrs);
     let reexec = match (argv, cwd) {
         (Some(argv), Some(cwd)) if !argv.is_empty() => Some(Reexec {
             program: argv[0].clone(),

@@ -117,7 +117,12 @@ struct Conn {
 /// What happens after a request.
 enum Next {
     KeepAlive,
+    /// Close now: nothing was sent, or the close already lingered (`refuse`).
     Close,
+    /// A response went out and the connection ends: half-close and drain first (`linger`), so
+    /// pipelined bytes the client is still sending cannot turn the close into a reset that
+    /// destroys the response in flight.
+    Linger,
 }
 
 /// How an idle wait ended.
@@ -195,6 +200,12 @@ impl Conn {
             match Box::pin(self.request()).await {
                 Next::KeepAlive => {}
                 Next::Close => return false,
+                Next::Linger => {
+                    // Boxed: lingering is rare next to idling, so its timers stay out of
+                    // every connection's task.
+                    Box::pin(self.linger()).await;
+                    return false;
+                }
             }
         }
     }
@@ -708,7 +719,7 @@ impl Conn {
         if reuse {
             Next::KeepAlive
         } else {
-            Next::Close
+            Next::Linger
         }
     }
 

@@ -1,8 +1,9 @@
 //! Listening, accepting and driving connections.
 //!
 //! [`Server::bind`] binds every listener synchronously (so a bad address fails before any
-//! thread starts) and logs `Listening at: http://ADDR (PID)` for each. [`Server::run`] blocks the
-//! calling thread running the tokio runtime until SIGINT/SIGTERM or [`ShutdownHandle::shutdown`],
+//! thread starts). [`Server::run`] installs its SIGINT/SIGTERM handlers, then logs `Listening at:
+//! http://ADDR (PID)` for each address (the readiness line), and blocks the calling thread
+//! running the tokio runtime until SIGINT/SIGTERM or [`ShutdownHandle::shutdown`],
 //! then stops accepting, lets in-flight requests finish (bounded by `graceful_timeout`) and
 //! returns (a second SIGINT/SIGTERM during that drain closes the remaining connections at once
 //! and marks the stop forced, [`ShutdownHandle::is_forced`]); the
@@ -117,8 +118,8 @@ pub struct Server {
     metrics: Mutex<Option<std::net::TcpListener>>,
 }
 
-/// Binds every address of `config.bind` (adopting `fd://N` descriptors) and logs `Listening
-/// at: http://ADDR (PID)` for each. With `reserve` (a master with `reuse_port`), addresses are
+/// Binds every address of `config.bind` (adopting `fd://N` descriptors). The caller announces
+/// them with [`announce_listening`] once it can take signals. With `reserve` (a master with `reuse_port`), addresses are
 /// bound with `SO_REUSEPORT` but not listened on: each worker listens on its own socket
 /// ([`listen::rebind_reuse_port`]).
 pub fn bind_listeners(
@@ -149,11 +150,19 @@ pub fn bind_listeners(
         let addr = listener.local_addr().map_err(|e| ServeError {
             message: format!("cannot bind {spec}: {e}"),
         })?;
-        log::info!("Listening at: http://{addr} ({})", std::process::id());
         listeners.push(listener);
         addrs.push(addr);
     }
     Ok((listeners, addrs))
+}
+
+/// Logs `Listening at: http://ADDR (PID)` for each address: the line that tells operators and
+/// tests the server is ready. Logged only once the process handles SIGINT/SIGTERM, so a signal
+/// sent on seeing it is never met by a default disposition that would kill the process.
+pub fn announce_listening(addrs: &[SocketAddr]) {
+    for addr in addrs {
+        log::info!("Listening at: http://{addr} ({})", std::process::id());
+    }
 }
 
 /// What every connection task shares: read-only after start, so no lock on the hot path.
@@ -328,6 +337,10 @@ impl Server {
         };
         let mut sigint = sig(SignalKind::interrupt())?;
         let mut sigterm = sig(SignalKind::terminate())?;
+        if !self.supervised {
+            // A lone process is ready now; a worker's master announced the addresses.
+            announce_listening(&self.addrs);
+        }
         // SIGUSR1: reopen the log files (logrotate); a master forwards it to its workers.
         let mut sigusr1 = sig(SignalKind::user_defined1())?;
         // SIGHUP with TLS: reload the certificate and key (a master's HUP replaces its
