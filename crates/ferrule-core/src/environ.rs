@@ -339,35 +339,9 @@ fn http_key(name: &[u8]) -> Option<Vec<u8>> {
     Some(key)
 }
 
-/// Percent-decodes a path to bytes (RFC 3986 §2.1). Invalid escapes are kept as they are.
-pub fn percent_decode(path: &[u8]) -> Cow<'_, [u8]> {
-    if !path.contains(&b'%') {
-        return Cow::Borrowed(path);
-    }
-    let mut out = Vec::with_capacity(path.len());
-    let mut i = 0;
-    while i < path.len() {
-        if path[i] == b'%' && i + 2 < path.len() {
-            if let (Some(h), Some(l)) = (hex(path[i + 1]), hex(path[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(path[i]);
-        i += 1;
-    }
-    Cow::Owned(out)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
+/// Percent-decoding of the path (RFC 3986 §2.1), the codec's: one implementation for
+/// `PATH_INFO`, uwsgi's `PATH_INFO` and static-file paths.
+pub use crate::http1::percent_decode;
 
 /// `SERVER_NAME` and `SERVER_PORT` (see the module docs).
 fn server_name_port<'a>(

@@ -37,39 +37,9 @@ pub(crate) type Segment = Vec<u8>;
 pub(crate) fn segments(path: &[u8]) -> Vec<Cow<'_, [u8]>> {
     path.split(|&b| b == b'/')
         .filter(|s| !s.is_empty() && *s != b".")
-        .map(decode)
+        .map(crate::http1::percent_decode)
         .filter(|s| s.as_ref() != b".")
         .collect()
-}
-
-/// Percent-decodes one segment; an escape that is not `%` + two hex digits stays as it is.
-fn decode(seg: &[u8]) -> Cow<'_, [u8]> {
-    if !seg.contains(&b'%') {
-        return Cow::Borrowed(seg);
-    }
-    let mut out = Vec::with_capacity(seg.len());
-    let mut i = 0;
-    while i < seg.len() {
-        if seg[i] == b'%' && i + 2 < seg.len() {
-            if let (Some(h), Some(l)) = (hex(seg[i + 1]), hex(seg[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(seg[i]);
-        i += 1;
-    }
-    Cow::Owned(out)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Checks the segments after a mount prefix; they become the file's path under the root.
