@@ -282,6 +282,12 @@ def server_cpus() -> str:
     return ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:n])
 
 
+def idle_keepalive(sc: Scenario, flag: str) -> list[str]:
+    """In the `idle` scenario, a keep-alive timeout longer than the runs, so the held
+    connections stay open while they are measured (a server's default may close them first)."""
+    return [flag, "300"] if sc.hostile == "idle" else []
+
+
 def ferrule_argv(sc: Scenario, port: int) -> list[str]:
     return [
         FERRULE_BIN["path"],
@@ -296,6 +302,7 @@ def ferrule_argv(sc: Scenario, port: int) -> list[str]:
         str(APPS),
         "--log-level",
         "warning",
+        *idle_keepalive(sc, "--keep-alive"),
     ]
 
 
@@ -316,6 +323,7 @@ def gunicorn_argv(sc: Scenario, port: int) -> list[str]:
         str(APPS),
         "--log-level",
         "warning",
+        *idle_keepalive(sc, "--keep-alive"),
         sc.target,
     ]
 
