@@ -1157,7 +1157,8 @@ class Config:
         None,
         _Text("HOST:PORT", optional=True),
         "Serve metrics on this separate address: /metrics (Prometheus text format), "
-        "/status.json and /status (a live HTML dashboard); off by default.",
+        "/status.json and /status (a live HTML dashboard); off by default. One process only for "
+        "now: refused with a master (workers > 1, recycling, --user/--group, --reload).",
         SECTION_METRICS,
         flags=("--metrics-bind",),
     )
@@ -1166,6 +1167,15 @@ class Config:
         for spec in OPTIONS:
             value = spec.check(getattr(self, spec.name))
             object.__setattr__(self, spec.name, value)
+        if self.metrics_bind is not None and self.uses_master:
+            # Refused rather than silently ignored: a master does not aggregate its workers'
+            # metrics yet, and a per-worker listener on one address cannot be.
+            raise ConfigError(
+                "metrics_bind",
+                "metrics are served by a single process only for now; this configuration "
+                "starts a master (workers > 1, recycling, --user/--group or --reload), whose "
+                "workers' metrics are not aggregated yet",
+            )
 
     @property
     def recycles(self) -> bool:

@@ -83,7 +83,9 @@ def rust_defaults() -> dict[str, object]:
             out[name] = consts[m.group(1)]
         elif m := re.fullmatch(r'"([^"]*)"\.to_owned\(\)', expr):
             out[name] = m.group(1)
-        elif (m := re.fullmatch(r"LogLevel::(\w+)", expr)) or (m := re.fullmatch(r"crate::proxy_protocol::ProxyProtocolMode::(\w+)", expr)):
+        elif (m := re.fullmatch(r"LogLevel::(\w+)", expr)) or (
+            m := re.fullmatch(r"crate::proxy_protocol::ProxyProtocolMode::(\w+)", expr)
+        ):
             out[name] = m.group(1).lower()
         elif expr == "crate::cidr::AddrAllowList::loopback()":
             out[name] = "127.0.0.1,::1"
@@ -428,3 +430,15 @@ def test_readme_options_table_is_current():
     assert m.group(1) == options_markdown(), (
         "README.md options table is stale: regenerate it with `python -m ferrule.config --markdown`"
     )
+
+
+@pytest.mark.parametrize(
+    "master_options",
+    [{"workers": 2}, {"max_requests": 100}, {"reload": True}, {"user": "nobody"}],
+)
+def test_metrics_bind_is_refused_with_a_master_not_ignored(master_options):
+    # A master does not aggregate its workers' metrics yet: refuse instead of serving nothing.
+    with pytest.raises(ConfigError) as info:
+        Config(app="app:app", metrics_bind="127.0.0.1:0", **master_options)
+    assert info.value.option == "metrics_bind"
+    assert Config(app="app:app", metrics_bind="127.0.0.1:0").metrics_bind == "127.0.0.1:0"
