@@ -99,16 +99,6 @@ enum Action {
     },
 }
 
-/// `"GET /path HTTP/1.1"` for log lines.
-fn describe(head: &RequestHead) -> String {
-    format!(
-        "{} {} {}",
-        String::from_utf8_lossy(head.method()),
-        String::from_utf8_lossy(head.target()),
-        head.version().as_str()
-    )
-}
-
 impl Watchdog {
     /// Starts the watchdog and injector threads; they end when the returned `Arc` is dropped.
     pub(crate) fn start(
@@ -184,7 +174,7 @@ impl Watchdog {
                 "{}: thread {} finally let go of {} after {:.1}s",
                 "Request timeout",
                 done.thread,
-                describe(&done.head),
+                RequestHead::summary(&done.head),
                 done.started.elapsed().as_secs_f64()
             );
         }
@@ -232,7 +222,7 @@ impl Watchdog {
                 log::error!(
                     "Request timeout: {} ran {secs:.1}s on thread {thread} without a response \
                      (answered 504); raising ferrule.RequestTimeout in the thread",
-                    describe(&head)
+                    RequestHead::summary(&head)
                 );
                 let _ = inject.send((ident, seq));
             }
@@ -240,7 +230,7 @@ impl Watchdog {
                 let what = format!(
                     "{thread} in {}, {:.0}s after the request timeout: blocked in a call that \
                      ferrule.RequestTimeout cannot interrupt",
-                    describe(&head),
+                    RequestHead::summary(&head),
                     GRACE.as_secs_f64()
                 );
                 match &self.recycler {

@@ -62,7 +62,10 @@ pub(crate) fn serve(
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
-            log::error!("internal error (panic) serving {}: {what}", describe(&head));
+            log::error!(
+                "internal error (panic) serving {}: {what}",
+                RequestHead::summary(&head)
+            );
             sender.fail(py);
         }
         if let Some(dog) = watchdog {
@@ -74,16 +77,6 @@ pub(crate) fn serve(
         }
     }
     Ok(())
-}
-
-/// `"GET /path HTTP/1.1"` for log lines.
-fn describe(head: &RequestHead) -> String {
-    format!(
-        "{} {} {}",
-        String::from_utf8_lossy(head.method()),
-        String::from_utf8_lossy(head.target()),
-        head.version().as_str()
-    )
 }
 
 /// One request, from environ to the final response part.
@@ -100,7 +93,7 @@ fn serve_one(
         conn,
         forwarded,
     } = request;
-    let request_line = || describe(&head);
+    let request_line = || RequestHead::summary(&head);
     let input = match Bound::new(py, Input::new(body)) {
         Ok(input) => input,
         Err(e) => {

@@ -554,6 +554,17 @@ impl RequestHead {
     pub fn is_head(&self) -> bool {
         self.method() == b"HEAD"
     }
+    /// `"GET /path HTTP/1.1"`: the request as log lines name it (method and target as sent,
+    /// the protocol as reported to the app).
+    pub fn summary(&self) -> String {
+        format!(
+            "{} {} {}",
+            String::from_utf8_lossy(self.method()),
+            String::from_utf8_lossy(self.target()),
+            self.version().as_str()
+        )
+    }
+
     /// The whole head as received (request line through the blank line).
     pub fn as_bytes(&self) -> &Bytes {
         &self.buf

@@ -193,29 +193,8 @@ impl Server {
             message: e.to_string(),
         })?;
         let (listeners, addrs) = bind_listeners(&config, false)?;
-        let access = AccessLog::open(&config)
-            .map_err(|e| ServeError {
-                message: e.to_string(),
-            })?
-            .map(Arc::new);
-        let tls = load_tls(&config)?;
         let metrics = bind_metrics(&config)?;
-        let (tx, _) = watch::channel(false);
-        Ok(Server {
-            config: Arc::new(config),
-            listeners: Mutex::new(listeners),
-            addrs,
-            shutdown: ShutdownHandle {
-                tx: Arc::new(tx),
-                forced: Arc::new(AtomicBool::new(false)),
-                interrupted: Arc::new(AtomicBool::new(false)),
-            },
-            access,
-            tls,
-            supervised: false,
-            master: None,
-            metrics: Mutex::new(metrics),
-        })
+        Server::assemble(config, listeners, addrs, false, metrics)
     }
 
     /// A server over listeners bound elsewhere (a worker's, inherited from its master, see
@@ -224,15 +203,32 @@ impl Server {
         config: ServerConfig,
         listeners: Vec<std::net::TcpListener>,
     ) -> Result<Server, ServeError> {
-        let serve_error = |message: String| ServeError { message };
-        config.validate().map_err(|e| serve_error(e.to_string()))?;
+        config.validate().map_err(|e| ServeError {
+            message: e.to_string(),
+        })?;
         let addrs = listeners
             .iter()
             .map(|l| l.local_addr())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| serve_error(format!("cannot use an inherited listener: {e}")))?;
+            .map_err(|e| ServeError {
+                message: format!("cannot use an inherited listener: {e}"),
+            })?;
+        Server::assemble(config, listeners, addrs, true, None)
+    }
+
+    /// What both constructors share: the access log and TLS are opened here, so a bad path
+    /// fails before anything serves.
+    fn assemble(
+        config: ServerConfig,
+        listeners: Vec<std::net::TcpListener>,
+        addrs: Vec<SocketAddr>,
+        supervised: bool,
+        metrics: Option<std::net::TcpListener>,
+    ) -> Result<Server, ServeError> {
         let access = AccessLog::open(&config)
-            .map_err(|e| serve_error(e.to_string()))?
+            .map_err(|e| ServeError {
+                message: e.to_string(),
+            })?
             .map(Arc::new);
         let tls = load_tls(&config)?;
         let (tx, _) = watch::channel(false);
@@ -247,9 +243,9 @@ impl Server {
             },
             access,
             tls,
-            supervised: true,
+            supervised,
             master: None,
-            metrics: Mutex::new(None),
+            metrics: Mutex::new(metrics),
         })
     }
 
