@@ -42,6 +42,7 @@ lint: venv ## Check formatting and lints: cargo fmt, clippy (warnings are errors
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check $(wildcard python tests benchmarks examples)
+	$(VPY) -m mypy.stubtest ferrule._ferrule
 
 fmt: venv ## Format the Rust code and apply ruff's safe fixes
 	cargo fmt --all

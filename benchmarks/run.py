@@ -1,4 +1,5 @@
-"""Load-test ferrule against peer WSGI servers with wrk, in one run, on one machine.
+"""Load-test ferrule against peer WSGI servers with wrk (HTTP/1.1) and h2load (HTTP/2), in one
+run, on one machine.
 
 Method (benchmarks/README.md says why): every server runs ONE worker process pinned to CPU 0, wrk
 runs one thread pinned to CPU 1; each (scenario, server) pair gets a fresh server, a readiness poll
@@ -92,6 +93,13 @@ IDLE_CONNECTIONS = 5000
 HOSTILE_OPEN_S = 60.0
 #: Socket timeout of one hostile connect / idle request.
 HOSTILE_IO_S = 2.0
+#: HTTP/2 scenarios: concurrent streams per h2load connection (`h2load -m`).
+H2_STREAMS = 10
+#: Servers that speak HTTP/2 (h2c with prior knowledge, and h2 over TLS by ALPN); the others are
+#: left out of the HTTP/2 scenarios.
+H2_SERVERS = {"ferrule", "granian"}
+#: The self-signed certificate and key the TLS scenarios serve (made by `make_certificate`).
+TLS_FILES: dict[str, Path] = {}
 QUICK = {"duration": 2, "warmup": 1, "runs": 1}
 FULL = {"duration": 10, "warmup": 5, "runs": 3}
 
@@ -125,6 +133,17 @@ class Scenario:
     # "slowloris" or "idle": connections held open by run.py during the runs (see Hostile).
     hostile: str | None = None
     hostile_connections: int = 0
+    # "http/1.1" (wrk), or HTTP/2 measured with h2load: "h2c" (cleartext, prior knowledge) or
+    # "h2" (TLS, chosen by ALPN).
+    protocol: str = "http/1.1"
+
+    @property
+    def http2(self) -> bool:
+        return self.protocol != "http/1.1"
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol == "h2"
 
     @property
     def target(self) -> str:
@@ -243,6 +262,26 @@ SCENARIOS = [
         hostile="idle",
         hostile_connections=IDLE_CONNECTIONS,
     ),
+    Scenario(
+        "h2c",
+        f"13 B body over h2c (prior knowledge), 16 connections x {H2_STREAMS} streams (h2load)",
+        "hello",
+        "/",
+        16,
+        check=_expect_len(13),
+        latency_valid=False,
+        protocol="h2c",
+    ),
+    Scenario(
+        "h2-tls",
+        f"13 B body over TLS + ALPN h2, 16 connections x {H2_STREAMS} streams (h2load)",
+        "hello",
+        "/",
+        16,
+        check=_expect_len(13),
+        latency_valid=False,
+        protocol="h2",
+    ),
 ]
 SCENARIOS_BY_NAME = {s.name: s for s in SCENARIOS}
 
@@ -289,6 +328,9 @@ def idle_keepalive(sc: Scenario, flag: str) -> list[str]:
 
 
 def ferrule_argv(sc: Scenario, port: int) -> list[str]:
+    http2 = ["--http2"] if sc.http2 else []
+    if sc.tls:
+        http2 += ["--certfile", str(TLS_FILES["cert"]), "--keyfile", str(TLS_FILES["key"])]
     return [
         FERRULE_BIN["path"],
         sc.target,
@@ -303,6 +345,7 @@ def ferrule_argv(sc: Scenario, port: int) -> list[str]:
         "--log-level",
         "warning",
         *idle_keepalive(sc, "--keep-alive"),
+        *http2,
     ]
 
 
@@ -329,12 +372,18 @@ def gunicorn_argv(sc: Scenario, port: int) -> list[str]:
 
 
 def granian_argv(sc: Scenario, port: int) -> list[str]:
+    tls = (
+        ["--ssl-certificate", str(TLS_FILES["cert"]), "--ssl-keyfile", str(TLS_FILES["key"])]
+        if sc.tls
+        else []
+    )
     return [
         _bin("granian"),
         "--interface",
         "wsgi",
         "--http",
-        "1",
+        "2" if sc.http2 else "1",
+        *tls,
         "--workers",
         str(WORKERS["n"]),
         "--blocking-threads",
@@ -406,7 +455,13 @@ class Server:
 
 
 SERVERS = [
-    Server("ferrule", "ferrule", ferrule_argv, True, "--threads N (4; 32 for sleep)"),
+    Server(
+        "ferrule",
+        "ferrule",
+        ferrule_argv,
+        True,
+        "--threads N (4; 32 for sleep); --http2 for HTTP/2",
+    ),
     Server(
         "gunicorn",
         "gunicorn",
@@ -419,7 +474,7 @@ SERVERS = [
         "granian",
         granian_argv,
         True,
-        "--interface wsgi --http 1 --workers 1 --blocking-threads N",
+        "--interface wsgi --http 1 (2 for HTTP/2) --workers 1 --blocking-threads N",
     ),
     Server("bjoern", "bjoern", bjoern_argv, False, "bjoern.run(), single thread"),
     Server("waitress", "waitress", waitress_argv, True, "waitress-serve --threads N"),
@@ -617,10 +672,37 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def check_response(sc: Scenario, port: int) -> None:
-    """Two requests through http.client, each on its own connection: status 200 and the expected
-    body, the second within CHECK_SLOW_S; or CheckFailed."""
-    _check_once(sc, port, timed=False)
-    _check_once(sc, port, timed=True)
+    """Two requests through http.client (curl for HTTP/2), each on its own connection: status
+    200 and the expected body, the second within CHECK_SLOW_S; or CheckFailed."""
+    check = _check_once_h2 if sc.http2 else _check_once
+    check(sc, port, timed=False)
+    check(sc, port, timed=True)
+
+
+def _check_once_h2(sc: Scenario, port: int, timed: bool) -> None:
+    """One HTTP/2 request with curl (h2c prior knowledge, or TLS offering only h2 by ALPN):
+    HTTP/2 must be what answered."""
+    scheme = "https" if sc.tls else "http"
+    mode = ["--http2", "--insecure"] if sc.tls else ["--http2-prior-knowledge"]
+    argv = ["curl", "-sS", *mode, "--max-time", str(CHECK_TIMEOUT_S),
+            "-o", "-", "-w", "\n%{http_code} %{http_version}",
+            f"{scheme}://127.0.0.1:{port}{sc.path}"]  # fmt: skip
+    start = time.monotonic()
+    try:
+        out = subprocess.run(argv, capture_output=True, timeout=CHECK_TIMEOUT_S + 5, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise CheckFailed("check request timed out") from exc
+    elapsed = time.monotonic() - start
+    if out.returncode != 0:
+        raise CheckFailed(f"check request failed: {out.stderr.decode(errors='replace').strip()}")
+    body, _, status = out.stdout.rpartition(b"\n")
+    if status != b"200 2":
+        raise CheckFailed(f"check got status and HTTP version {status.decode(errors='replace')}")
+    if timed and elapsed > CHECK_SLOW_S:
+        raise CheckFailed(f"check response took {elapsed:.1f} s")
+    problem = sc.check(body)
+    if problem:
+        raise CheckFailed(problem)
 
 
 def _check_once(sc: Scenario, port: int, timed: bool) -> None:
@@ -743,6 +825,108 @@ def run_wrk(sc: Scenario, port: int, duration: int, script: Path, pin: bool) -> 
     )
     res["error_total"] = sum(res["errors"].values())
     return res
+
+
+# --------------------------------------------------------------------------------------------
+# h2load (HTTP/2 scenarios)
+
+_H2LOAD_RPS = re.compile(r"^finished in [\d.]+\w*, ([\d.]+) req/s", re.MULTILINE)
+_H2LOAD_REQUESTS = re.compile(
+    r"^requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+    r"(\d+) errored, (\d+) timeout",
+    re.MULTILINE,
+)
+_H2LOAD_STATUS = re.compile(
+    r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", re.MULTILINE
+)
+_H2LOAD_LATENCY = re.compile(
+    r"^time for request:\s+([\d.]+\w+)\s+([\d.]+\w+)\s+([\d.]+\w+)", re.MULTILINE
+)
+_UNITS_US = {"us": 1.0, "ms": 1000.0, "s": 1e6}
+
+
+def _h2load_us(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if m is None:
+        raise ValueError(f"h2load time {text!r}")
+    return float(m.group(1)) * _UNITS_US[m.group(2)]
+
+
+def parse_h2load(stdout: str, duration: int) -> dict:
+    """h2load's summary as a run result shaped like `run_wrk`'s: requests, RPS, errors (failed,
+    errored, timed out, non-2xx) and latency (min/mean/max: h2load reports no percentiles)."""
+    rps, reqs, status, lat = (
+        rx.search(stdout) for rx in (_H2LOAD_RPS, _H2LOAD_REQUESTS, _H2LOAD_STATUS, _H2LOAD_LATENCY)
+    )
+    if rps is None or reqs is None or status is None:
+        raise ValueError("no h2load summary in its output")
+    total, _done, succeeded, failed, errored, timeout = (int(x) for x in reqs.groups())
+    non2xx = sum(int(x) for x in status.groups()[1:])
+    latency = (
+        dict(zip(("min", "max", "mean"), (_h2load_us(x) for x in lat.groups())))
+        if lat
+        else {"min": 0.0, "max": 0.0, "mean": 0.0}
+    )
+    return {
+        "requests": succeeded,
+        "requests_total": total,
+        "duration_us": duration * 1e6,
+        "rps": float(rps.group(1)),
+        "latency_us": latency,
+        "errors": {"failed": failed, "errored": errored, "timeout": timeout, "status": non2xx},
+    }
+
+
+def run_h2load(sc: Scenario, port: int, duration: int, pin: bool) -> dict:
+    """One timed h2load run (`-D duration`, one client thread, `sc.connections` connections of
+    H2_STREAMS concurrent streams each)."""
+    scheme = "https" if sc.tls else "http"
+    argv = ["h2load", "-t1", f"-c{sc.connections}", f"-m{H2_STREAMS}", f"-D{duration}",
+            f"{scheme}://127.0.0.1:{port}{sc.path}"]  # fmt: skip
+    if pin:
+        argv = ["taskset", "-c", CLIENT_CPU, *argv]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        out = subprocess.run(
+            argv, check=False, capture_output=True, text=True, timeout=duration + WRK_GRACE_S
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ServerFailed(f"h2load did not finish within {duration + WRK_GRACE_S:.0f} s") from exc
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0:
+        raise ServerFailed(f"h2load exited {out.returncode}: {out.stderr.strip() or out.stdout}")
+    if sc.tls and "Application protocol: h2" not in out.stdout:
+        raise ServerFailed("h2load did not negotiate h2 by ALPN")
+    try:
+        res = parse_h2load(out.stdout, duration)
+    except ValueError as exc:
+        raise ServerFailed(f"h2load: {exc}: {out.stdout}") from exc
+    res["wrk_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    res["errors"]["stalled"] = int(res["requests"] < sc.connections)
+    res["busy_connections"] = None
+    res["error_total"] = sum(res["errors"].values())
+    return res
+
+
+def run_load(sc: Scenario, port: int, duration: int, script: Path, pin: bool) -> dict:
+    """One measured run with the scenario's load generator."""
+    if sc.http2:
+        return run_h2load(sc, port, duration, pin)
+    return run_wrk(sc, port, duration, script, pin)
+
+
+def make_certificate(tmp: Path) -> None:
+    """A self-signed certificate for 127.0.0.1 (PKCS#8 key, as granian wants) for the TLS
+    scenarios; h2load does not verify it."""
+    argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(tmp / "key.pem"), "-out", str(tmp / "cert.pem")]  # fmt: skip
+    try:
+        subprocess.run(argv, check=True, capture_output=True, timeout=TOOL_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError) as exc:
+        _fail(f"cannot make the TLS certificate with openssl: {exc}")
+    TLS_FILES["cert"], TLS_FILES["key"] = tmp / "cert.pem", tmp / "key.pem"
 
 
 # --------------------------------------------------------------------------------------------
@@ -871,11 +1055,11 @@ def bench_one(
                 ),
             }
         if opts.warmup > 0:
-            warm = run_wrk(sc, port, opts.warmup, script, opts.pin)
+            warm = run_load(sc, port, opts.warmup, script, opts.pin)
             result["warmup_errors"] = warm["error_total"]
         for _ in range(opts.runs):
             cpu0 = tree_cpu_seconds(proc.pid)
-            run = run_wrk(sc, port, opts.duration, script, opts.pin)
+            run = run_load(sc, port, opts.duration, script, opts.pin)
             cpu1 = tree_cpu_seconds(proc.pid)
             if proc.poll() is not None:
                 raise ServerFailed(
@@ -944,9 +1128,19 @@ def _installed(dist: str) -> bool:
     return True
 
 
-def check_tools(pin: bool) -> None:
+def check_tools(pin: bool, scenarios: list[Scenario]) -> None:
     if shutil.which("wrk") is None:
         _fail("wrk is not installed: run `apt-get update && apt-get install -y wrk`")
+    if any(sc.http2 for sc in scenarios):
+        for tool, package in (
+            ("h2load", "nghttp2-client"),
+            ("curl", "curl"),
+            ("openssl", "openssl"),
+        ):
+            if shutil.which(tool) is None:
+                _fail(
+                    f"{tool} is not installed (HTTP/2 scenarios): run `apt-get install -y {package}`"
+                )
     if pin:
         if shutil.which("taskset") is None:
             _fail("taskset is missing: run `apt-get install -y util-linux` (or pass --no-pin)")
@@ -1242,7 +1436,7 @@ def main(argv: list[str]) -> int:
     WORKERS["n"] = opts.workers
     servers = [SERVERS_BY_NAME[n] for n in opts.servers]
     scenarios = [SCENARIOS_BY_NAME[n] for n in opts.scenarios]
-    check_tools(opts.pin)
+    check_tools(opts.pin, scenarios)
     ensure_packages(servers, scenarios, opts)
 
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -1276,9 +1470,13 @@ def main(argv: list[str]) -> int:
     interrupted = False
     with tempfile.TemporaryDirectory(prefix="ferrule-bench-") as tmp:
         scripts = write_wrk_scripts(Path(tmp))
+        if any(sc.tls for sc in scenarios):
+            make_certificate(Path(tmp))
         try:
             for sc in scenarios:
                 for server in servers:
+                    if sc.http2 and server.name not in H2_SERVERS:
+                        continue  # no HTTP/2 in this server: not a failure, not a row
                     print(f"[{sc.name}] {server.name} ...", end=" ", file=sys.stderr, flush=True)
                     res = bench_one(server, sc, opts, scripts[sc.name], logs)
                     report["results"].append(res)

@@ -1,24 +1,38 @@
 """Type stub for the `ferrule._ferrule` extension (crates/ferrule-py). Keep in sync with lib.rs."""
 
 from collections.abc import Iterator
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, final
+
+from typing_extensions import Self
+
+__all__ = [
+    "FileWrapper",
+    "RequestTimeout",
+    "Server",
+    "Worker",
+    "log",
+    "set_process_title",
+    "supervise",
+]
 
 class _Readable(Protocol):
     def read(self, size: int, /) -> bytes: ...
 
+@final
 class Server:
     """One serving process: listeners, application threads' job queue, the network loop."""
 
-    def __init__(
-        self, config_json: str, app: Callable[..., Any], worker: Worker | None = None
-    ) -> None:
+    def __new__(
+        cls, config_json: str, app: Callable[..., Any], worker: Worker | None = None
+    ) -> Self:
         """Parses the config (ValueError naming the setting), installs the error log and binds
         every listener (OSError naming the address); `run()` logs `Listening at: http://HOST:PORT
         (PID)` for each once it handles SIGINT/SIGTERM. With `worker` (in a forked worker), serves on the listeners the master
         bound instead, and logs nothing."""
     @property
     def addresses(self) -> list[str]:
-        """The bound `HOST:PORT` addresses (`[V6]:PORT` for IPv6), port 0 resolved."""
+        """The bound `HOST:PORT` addresses (`[V6]:PORT` for IPv6, `unix:PATH` for a Unix
+        socket), port 0 resolved."""
     def serve_worker(self) -> None:
         """Loop of one application thread (GIL released while waiting); returns once the
         server has stopped and the queue is drained."""
@@ -34,14 +48,16 @@ class Server:
     def stop(self) -> None:
         """Asks `run()` to stop gracefully; callable from any thread."""
 
+@final
 class FileWrapper:
     """`wsgi.file_wrapper`: iterates `filelike.read(blksize)`; `close()` closes the file."""
 
-    def __init__(self, filelike: _Readable, blksize: int = 8192) -> None: ...
+    def __new__(cls, filelike: _Readable, blksize: int = ...) -> Self: ...  # 8192
     def __iter__(self) -> Iterator[bytes]: ...
     def __next__(self) -> bytes: ...
     def close(self) -> None: ...
 
+@final
 class Worker:
     """A forked worker's handle on its master (returned by `supervise` in the worker)."""
 

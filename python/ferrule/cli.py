@@ -205,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, config: Config, launch: Launch) -> int:
     """Runs the server hooks around `_serve` (on_starting first, on_exit last)."""
+    # -e/--env: in the environment before any hook or app code runs; workers inherit it.
+    config.apply_env()
     if args.check_config or not config.hooks:
         return _serve(args, config, launch, None)
     hooks = Hooks(config)

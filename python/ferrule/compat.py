@@ -158,14 +158,7 @@ GUNICORN_SETTINGS: tuple[GunicornSetting, ...] = (
     _s("reuse_port", "--reuse-port", takes_value=False, target="reuse_port", planned=_PROC),
     _s("chdir", "--chdir", target="chdir"),
     _s("daemon", "-D", "--daemon", takes_value=False, target="daemon", planned=_PROC),
-    _s(
-        "raw_env",
-        "-e",
-        "--env",
-        repeat=True,
-        instead="ferrule does not set environment variables: set them in the environment "
-        "that starts it (systemd Environment=, docker -e, env KEY=VALUE ferrule ...)",
-    ),
+    _s("raw_env", "-e", "--env", repeat=True, target="raw_env"),
     _s("pidfile", "-p", "--pid", target="pid_file"),
     _s(
         "worker_tmp_dir",

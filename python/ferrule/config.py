@@ -204,10 +204,14 @@ _PORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.%\w]+\]|[^\[\]:]+):([0-9]{1,5})$")
 
 _FD_RE = re.compile(r"^fd://([0-9]{1,9})$")
 
+#: Longest Unix socket path in bytes: `sun_path` holds 108 bytes with the terminating NUL.
+_UNIX_PATH_MAX = 107
+
 
 class _Binds(_Kind):
     """One or more listen addresses, `HOST:PORT` or `[IPV6]:PORT` (port 0 picks a free port),
-    or `fd://N`: descriptor N, a listening TCP socket handed over by the parent (systemd)."""
+    `unix:PATH` (a Unix stream socket), or `fd://N`: descriptor N, a listening TCP or Unix
+    socket handed over by the parent (systemd)."""
 
     metavar = "ADDRESS"
 
@@ -227,9 +231,14 @@ class _Binds(_Kind):
                     raise ValueError(f"{item!r} is not fd://N (N a descriptor number)")
                 continue
             if item.startswith("unix:"):
-                raise ValueError(
-                    f"{item!r}: only TCP addresses HOST:PORT (or fd://N) are supported"
-                )
+                path = item[len("unix:") :]
+                if not path or "\0" in path:
+                    raise ValueError(f"{item!r} is not unix:PATH")
+                if len(os.fsencode(path)) > _UNIX_PATH_MAX:
+                    raise ValueError(
+                        f"{item!r}: a Unix socket path is at most {_UNIX_PATH_MAX} bytes"
+                    )
+                continue
             m = _PORT_RE.match(item)
             if m is None:
                 raise ValueError(f"{item!r} is not HOST:PORT or [IPV6]:PORT")
@@ -290,6 +299,29 @@ class _Umask(_Kind):
         return "none" if value is None else f"0o{value:03o}"
 
 
+class _FileMode(_Kind):
+    """Permission bits, always read as octal like chmod's: `660`, `0660` and `0o660` alike."""
+
+    metavar = "MODE"
+
+    def parse(self, text: str) -> Any:
+        digits = text.strip().lower().removeprefix("0o")
+        try:
+            return int(digits, 8)
+        except ValueError:
+            raise ValueError(f"expected octal permission bits such as 660, got {text!r}") from None
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer mode, got {value!r}")
+        if not 0 <= value <= 0o777:
+            raise ValueError(f"must be between 0 and 0o777, got {oct(value)}")
+        return value
+
+    def describe_default(self, value: Any) -> str:
+        return f"0o{value:03o}"
+
+
 class _PathList(_Kind):
     """Comma-separated directories (gunicorn `--pythonpath`)."""
 
@@ -310,6 +342,33 @@ class _PathList(_Kind):
 
     def describe_default(self, value: Any) -> str:
         return ",".join(value) or "none"
+
+
+class _EnvPairs(_Kind):
+    """Repeatable `KEY=VALUE` environment settings (gunicorn `raw_env`, `-e/--env`)."""
+
+    metavar = "KEY=VALUE"
+
+    def check(self, value: Any) -> Any:
+        items = (value,) if isinstance(value, str) else value
+        try:
+            items = tuple(items)
+        except TypeError:
+            raise ValueError(f"expected a list of KEY=VALUE, got {value!r}") from None
+        for item in items:
+            if not isinstance(item, str) or "=" not in item or "\x00" in item:
+                raise ValueError(f"expected KEY=VALUE, got {item!r}")
+            if not item.split("=", 1)[0].strip():
+                raise ValueError(f"expected KEY=VALUE with a non-empty KEY, got {item!r}")
+        return items
+
+    def describe_default(self, value: Any) -> str:
+        return ",".join(value) or "none"
+
+    def environ(self, value: Sequence[str]) -> dict[str, str]:
+        """The settings as a dict (a later KEY wins, as in gunicorn)."""
+        pairs = (item.split("=", 1) for item in value)
+        return {key.strip(): val for key, val in pairs}
 
 
 class _Flag(_Kind):
@@ -595,6 +654,16 @@ class Config:
         flags=("--pythonpath",),
         rust=False,
     )
+    raw_env: tuple[str, ...] = _option(
+        (),
+        _EnvPairs(),
+        "Set the environment variable KEY to VALUE (os.environ) at start, before the app loads; "
+        "repeat for several. Workers inherit it (gunicorn's raw_env).",
+        SECTION_APP,
+        flags=("-e", "--env"),
+        rust=False,
+        repeat=True,
+    )
     middleware: tuple[str, ...] = _option(
         (),
         _Specs(),
@@ -616,11 +685,22 @@ class Config:
     bind: tuple[str, ...] = _option(
         ("127.0.0.1:8000",),
         _Binds(),
-        "Address to listen on, HOST:PORT or [IPV6]:PORT; repeat to listen on several. "
-        "Port 0 picks a free port (the log says which).",
+        "Address to listen on, HOST:PORT or [IPV6]:PORT, unix:PATH (a Unix socket; a stale "
+        "socket file there is replaced, a live one or any other file is refused) or fd://N "
+        "(an inherited listening socket); repeat to listen on several. Port 0 picks a free "
+        "port (the log says which).",
         SECTION_SOCKET,
         flags=("-b", "--bind"),
         repeat=True,
+    )
+    unix_socket_mode: int = _option(
+        0o660,
+        _FileMode(),
+        "Permission bits of the socket files of unix:PATH binds, octal (660, 0o660), set "
+        "exactly whatever the umask. Connecting needs write permission: 660 lets the file's "
+        "group in (put nginx's user in it), 666 everyone who can reach the directory.",
+        SECTION_SOCKET,
+        flags=("--unix-socket-mode",),
     )
     certfile: str | None = _option(
         None,
@@ -681,6 +761,24 @@ class Config:
         "environment variable when set.",
         SECTION_PROXIES,
         flags=("--forwarded-allow-ips",),
+    )
+    protocol: str = _option(
+        "http",
+        _Choice(("http", "uwsgi")),
+        "What every listener speaks: http, or uwsgi, the binary protocol of nginx uwsgi_pass "
+        "and Apache mod_proxy_uwsgi (one request per connection; the environ comes from the "
+        "front server's variables: REMOTE_ADDR, scheme, SCRIPT_NAME/PATH_INFO, HTTP_*). "
+        "Not with TLS, --proxy-protocol or --http2.",
+        SECTION_PROXIES,
+        flags=("--protocol",),
+    )
+    uwsgi_allow_from: str = _option(
+        "127.0.0.1,::1",
+        _AllowList(),
+        "Peers allowed to speak uwsgi (addresses, CIDR networks, or *; a Unix socket peer "
+        "always is); connections from others are closed at once, with a warning.",
+        SECTION_PROXIES,
+        flags=("--uwsgi-allow-from",),
     )
     threads: int = _option(
         4,
@@ -1111,8 +1209,9 @@ class Config:
     http2: bool = _option(
         False,
         _Flag(),
-        "Serve HTTP/2 over plain TCP to clients that open with the HTTP/2 preface (h2c with "
-        "prior knowledge); other connections stay HTTP/1. (Over TLS, HTTP/2 is chosen by ALPN.)",
+        "Serve HTTP/2: over TLS, offered by ALPN (h2, preferred to http/1.1); over plain TCP, to "
+        "clients that open with the HTTP/2 preface (h2c with prior knowledge). Other "
+        "connections stay HTTP/1.",
         SECTION_HTTP2,
         flags=("--http2",),
     )
@@ -1157,8 +1256,9 @@ class Config:
         None,
         _Text("HOST:PORT", optional=True),
         "Serve metrics on this separate address: /metrics (Prometheus text format), "
-        "/status.json and /status (a live HTML dashboard); off by default. One process only for "
-        "now: refused with a master (workers > 1, recycling, --user/--group, --reload).",
+        "/status.json and /status (a live HTML dashboard); off by default. With workers the "
+        "master serves it: the workers' counters summed, worker restarts by reason and each "
+        "worker's memory.",
         SECTION_METRICS,
         flags=("--metrics-bind",),
     )
@@ -1167,15 +1267,15 @@ class Config:
         for spec in OPTIONS:
             value = spec.check(getattr(self, spec.name))
             object.__setattr__(self, spec.name, value)
-        if self.metrics_bind is not None and self.uses_master:
-            # Refused rather than silently ignored: a master does not aggregate its workers'
-            # metrics yet, and a per-worker listener on one address cannot be.
-            raise ConfigError(
-                "metrics_bind",
-                "metrics are served by a single process only for now; this configuration "
-                "starts a master (workers > 1, recycling, --user/--group or --reload), whose "
-                "workers' metrics are not aggregated yet",
-            )
+
+    @property
+    def env(self) -> dict[str, str]:
+        """`raw_env` as a dict: what `apply_env` puts in os.environ."""
+        return _EnvPairs().environ(self.raw_env)
+
+    def apply_env(self) -> None:
+        """Sets `raw_env` in os.environ (in this process; forked workers inherit it)."""
+        os.environ.update(self.env)
 
     @property
     def recycles(self) -> bool:

@@ -251,8 +251,6 @@ def test_gunicorn_flags_are_accepted_with_a_warning(tmp_path):
             "-n",
             "name",
             "--spew",
-            "-e",
-            "A=1",
             "config_app:application",
         ],
         tmp_path,
@@ -264,7 +262,6 @@ def test_gunicorn_flags_are_accepted_with_a_warning(tmp_path):
         "--statsd-host",
         "--name",
         "--spew",
-        "--env",
     ):
         assert f"gunicorn flag {flag}: ignored: " in proc.stderr, proc.stderr
 

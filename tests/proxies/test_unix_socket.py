@@ -11,10 +11,9 @@ from pathlib import Path
 
 import proxy_configs as cfg
 import pytest
-from not_wired import NOT_WIRED
 from proxy_rig import check_download, check_upload, get_environ
 
-pytestmark = [NOT_WIRED, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.timeout(90)]
 
 
 @pytest.fixture

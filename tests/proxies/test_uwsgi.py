@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import proxy_configs as cfg
 import pytest
-from not_wired import NOT_WIRED
 from proxy_rig import CLIENT_ADDR, check_download, check_upload, get_environ, request
 
-pytestmark = [NOT_WIRED, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.timeout(90)]
 
 #: A short head timeout: a server that does not understand the uwsgi packet gives up in 2 s
 #: (nginx then answers 502) instead of holding each request for the default 30 s.
@@ -49,7 +48,19 @@ def test_environ_over_uwsgi(proxied):
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_large_upload_over_uwsgi(proxied, chunked):
+    if chunked and proxied[1].name == "apache":
+        # mod_proxy_uwsgi reads the body with ap_setup_client_block(r, REQUEST_CHUNKED_ERROR):
+        # Apache itself answers a chunked upload 411 before it connects to the backend
+        # (uWSGI behind it gets the same). docs/deployment.md says so.
+        status, _, _ = _upload_status(proxied[1].port)
+        assert status == 411
+        return
     check_upload(proxied[1].port, chunked=chunked)
+
+
+def _upload_status(port: int):
+    pieces = (b"x" * 1024 for _ in range(4))
+    return request(port, "POST", "/upload", body=pieces, chunked=True)
 
 
 def test_streamed_download_over_uwsgi(proxied):

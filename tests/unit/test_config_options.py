@@ -83,8 +83,10 @@ def rust_defaults() -> dict[str, object]:
             out[name] = consts[m.group(1)]
         elif m := re.fullmatch(r'"([^"]*)"\.to_owned\(\)', expr):
             out[name] = m.group(1)
-        elif (m := re.fullmatch(r"LogLevel::(\w+)", expr)) or (
-            m := re.fullmatch(r"crate::proxy_protocol::ProxyProtocolMode::(\w+)", expr)
+        elif (
+            (m := re.fullmatch(r"LogLevel::(\w+)", expr))
+            or (m := re.fullmatch(r"crate::proxy_protocol::ProxyProtocolMode::(\w+)", expr))
+            or (m := re.fullmatch(r"crate::uwsgi::Protocol::(\w+)", expr))
         ):
             out[name] = m.group(1).lower()
         elif expr == "crate::cidr::AddrAllowList::loopback()":
@@ -132,6 +134,7 @@ def test_python_only_options_are_not_sent():
         "pid_file",
         "preload",
         "pythonpath",
+        "raw_env",
         "user",
         "group",
         "umask",
@@ -242,6 +245,7 @@ def test_no_options_gives_defaults():
         (["--log-config", "log.json"], "log_config", "log.json"),
         (["--log-config-json", "l.json"], "log_config", "l.json"),
         (["--middleware", "a:b", "--middleware", "c:d(1)"], "middleware", ("a:b", "c:d(1)")),
+        (["-e", "A=1", "--env", "B=x=y"], "raw_env", ("A=1", "B=x=y")),
         (["--static", "/s=d", "--static", "/=e"], "static_map", ("/s=d", "/=e")),
         (["--static-max-age", "60"], "static_max_age", 60),
         (["--static-follow-symlinks"], "static_follow_symlinks", True),
@@ -256,6 +260,8 @@ def test_no_options_gives_defaults():
         (["--proxy-protocol", "V2"], "proxy_protocol", "v2"),
         (["--proxy-allow-from", "10.0.0.0/8, ::1"], "proxy_allow_from", "10.0.0.0/8,::1"),
         (["--forwarded-allow-ips", "*"], "forwarded_allow_ips", "*"),
+        (["--protocol", "UWSGI"], "protocol", "uwsgi"),
+        (["--uwsgi-allow-from", "10.0.0.0/8"], "uwsgi_allow_from", "10.0.0.0/8"),
         (["--reuse-port"], "reuse_port", True),
         (["-u", "nobody"], "user", "nobody"),
         (["--user", "65534"], "user", "65534"),
@@ -267,6 +273,10 @@ def test_no_options_gives_defaults():
         (["-D"], "daemon", True),
         (["--daemon"], "daemon", True),
         (["--bind", "fd://3"], "bind", ("fd://3",)),
+        (["-b", "unix:/run/a.sock", "-b", "[::1]:0"], "bind", ("unix:/run/a.sock", "[::1]:0")),
+        (["--unix-socket-mode", "666"], "unix_socket_mode", 0o666),  # octal, as chmod reads it
+        (["--unix-socket-mode", "0o600"], "unix_socket_mode", 0o600),
+        (["--unix-socket-mode", "0640"], "unix_socket_mode", 0o640),
     ],
 )
 def test_flag_sets_field(argv, field, value):
@@ -314,7 +324,11 @@ def test_every_flag_is_exercised_above():
         (["--server-header", "a\tb\x01"], "--server-header"),
         (["--bind", "localhost"], "--bind"),
         (["--bind", "127.0.0.1:70000"], "--bind"),
-        (["--bind", "unix:/tmp/s"], "--bind"),
+        (["--bind", "unix:"], "--bind"),
+        (["--bind", "unix:/" + "s" * 107], "--bind"),
+        (["--unix-socket-mode", "1000"], "--unix-socket-mode"),
+        (["--unix-socket-mode", "rw"], "--unix-socket-mode"),
+        (["--unix-socket-mode", "9"], "--unix-socket-mode"),
         (["--bind", "fd://x"], "--bind"),
         (["--umask", "0o1000"], "--umask"),
         (["--umask", "rw"], "--umask"),
@@ -322,9 +336,13 @@ def test_every_flag_is_exercised_above():
         (["--access-logformat", "%(z)s"], "--access-logformat"),
         (["--access-logformat", "50% off"], "--access-logformat"),
         (["--middleware", "nocolon"], "--middleware"),
+        (["-e", "NOEQUALS"], "--env"),
+        (["--env", "=value"], "--env"),
         (["--static", "static=dir"], "--static"),
         (["--static", "/s="], "--static"),
         (["--compress-types", "text"], "--compress-types"),
+        (["--protocol", "scgi"], "--protocol"),
+        (["--uwsgi-allow-from", "10.0.0.0/33"], "--uwsgi-allow-from"),
     ],
 )
 def test_bad_value_names_the_option(argv, named, capsys):
@@ -436,9 +454,8 @@ def test_readme_options_table_is_current():
     "master_options",
     [{"workers": 2}, {"max_requests": 100}, {"reload": True}, {"user": "nobody"}],
 )
-def test_metrics_bind_is_refused_with_a_master_not_ignored(master_options):
-    # A master does not aggregate its workers' metrics yet: refuse instead of serving nothing.
-    with pytest.raises(ConfigError) as info:
-        Config(app="app:app", metrics_bind="127.0.0.1:0", **master_options)
-    assert info.value.option == "metrics_bind"
-    assert Config(app="app:app", metrics_bind="127.0.0.1:0").metrics_bind == "127.0.0.1:0"
+def test_metrics_bind_is_accepted_with_a_master(master_options):
+    # The master serves the workers' metrics summed (tests/ops/test_metrics_workers.py).
+    config = Config(app="app:app", metrics_bind="127.0.0.1:0", **master_options)
+    assert config.uses_master
+    assert config.metrics_bind == "127.0.0.1:0"

@@ -36,6 +36,10 @@ pub const DEFAULT_WRITE_TIMEOUT_SECS: f64 = 30.0;
 pub const DEFAULT_GRACEFUL_TIMEOUT_SECS: f64 = 30.0;
 /// Default listen backlog (gunicorn: 2048).
 pub const DEFAULT_BACKLOG: u32 = 2048;
+/// Default permission bits of a `unix:PATH` socket file: read and write for its owner and
+/// group (a front server such as nginx connects as a member of the group), nothing for others.
+/// Set exactly, whatever the umask (`server::unix`).
+pub const DEFAULT_UNIX_SOCKET_MODE: u32 = 0o660;
 /// Default number of worker processes (the CLI reads `WEB_CONCURRENCY` first). One worker is
 /// served by the `ferrule` process itself, without a master (docs/architecture.md, "Processes").
 pub const DEFAULT_WORKERS: usize = 1;
@@ -123,9 +127,12 @@ pub enum LogLevel {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// Addresses to listen on, `HOST:PORT` or `[V6]:PORT`. Port 0 picks a free port; the bound
-    /// address is logged as `Listening at: http://HOST:PORT (PID)`.
+    /// Addresses to listen on, `HOST:PORT` or `[V6]:PORT`, `unix:PATH` (a Unix stream socket)
+    /// or `fd://N` (an inherited listening socket). Port 0 picks a free port; the bound
+    /// address is logged as `Listening at: http://HOST:PORT (PID)` (`Listening at: unix:PATH`).
     pub bind: Vec<String>,
+    /// Permission bits of the socket files of `unix:PATH` binds (at most `0o777`).
+    pub unix_socket_mode: u32,
     /// TLS certificate chain (PEM); set = every TCP listener serves TLS.
     pub certfile: Option<String>,
     /// TLS private key (PEM); `None` = read it from `certfile`.
@@ -141,6 +148,11 @@ pub struct ServerConfig {
     /// Peers whose forwarding headers (`Forwarded`, `X-Forwarded-*`) are believed; from anyone
     /// else they are removed.
     pub forwarded_allow_ips: crate::cidr::AddrAllowList,
+    /// What every listener speaks: HTTP, or the uwsgi binary protocol (`crate::uwsgi`) for a
+    /// front server's `uwsgi_pass` / `mod_proxy_uwsgi`.
+    pub protocol: crate::uwsgi::Protocol,
+    /// Peers allowed to speak uwsgi (a Unix socket peer always is); others are closed at once.
+    pub uwsgi_allow_from: crate::cidr::AddrAllowList,
     /// Application threads in this process.
     pub threads: usize,
     /// Worker processes; more than 1 runs a master that forks and supervises them.
@@ -235,6 +247,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             bind: vec!["127.0.0.1:8000".to_owned()],
+            unix_socket_mode: DEFAULT_UNIX_SOCKET_MODE,
             certfile: None,
             keyfile: None,
             ca_certs: None,
@@ -242,6 +255,8 @@ impl Default for ServerConfig {
             proxy_protocol: crate::proxy_protocol::ProxyProtocolMode::Off,
             proxy_allow_from: crate::cidr::AddrAllowList::loopback(),
             forwarded_allow_ips: crate::cidr::AddrAllowList::loopback(),
+            protocol: crate::uwsgi::Protocol::Http,
+            uwsgi_allow_from: crate::cidr::AddrAllowList::loopback(),
             threads: DEFAULT_THREADS,
             workers: DEFAULT_WORKERS,
             reload_one_by_one: false,
@@ -333,6 +348,9 @@ impl ServerConfig {
         if self.threads == 0 {
             return err("threads", "must be at least 1");
         }
+        if self.unix_socket_mode > 0o777 {
+            return err("unix_socket_mode", "must be permission bits, at most 0o777");
+        }
         for (name, secs) in [
             ("keepalive_timeout", self.keepalive_timeout),
             ("header_timeout", self.header_timeout),
@@ -384,6 +402,19 @@ impl ServerConfig {
                 "cert_reqs",
                 "must be 0 (none), 1 (optional) or 2 (required)",
             );
+        }
+        if self.protocol == crate::uwsgi::Protocol::Uwsgi {
+            // uwsgi comes from a front server that already ended TLS and knows the client: the
+            // packet carries the scheme and the client address itself.
+            for (setting, set) in [
+                ("certfile", self.certfile.is_some()),
+                ("proxy_protocol", self.proxy_protocol.expects_header()),
+                ("http2", self.http2),
+            ] {
+                if set {
+                    return err(setting, "cannot be combined with protocol uwsgi");
+                }
+            }
         }
         if self.certfile.is_none() && (self.keyfile.is_some() || self.ca_certs.is_some()) {
             return err("certfile", "keyfile and ca_certs need a certfile");
@@ -489,6 +520,30 @@ mod tests {
     fn unknown_key_is_an_error() {
         let e = ServerConfig::from_json(r#"{"thread": 3}"#).unwrap_err();
         assert!(e.message.contains("thread"), "{e}");
+    }
+
+    #[test]
+    fn uwsgi_protocol_and_its_allow_list() {
+        let c = ServerConfig::from_json(
+            r#"{"protocol": "uwsgi", "uwsgi_allow_from": "10.0.0.0/8,::1"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.protocol, crate::uwsgi::Protocol::Uwsgi);
+        assert!(c.uwsgi_allow_from.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.uwsgi_allow_from.contains("127.0.0.1".parse().unwrap()));
+        assert_eq!(
+            ServerConfig::default().uwsgi_allow_from,
+            crate::cidr::AddrAllowList::parse(crate::uwsgi::DEFAULT_UWSGI_ALLOW_FROM).unwrap()
+        );
+        for (extra, setting) in [
+            (r#""certfile": "c.pem""#, "certfile"),
+            (r#""proxy_protocol": "v1""#, "proxy_protocol"),
+            (r#""http2": true"#, "http2"),
+        ] {
+            let e = ServerConfig::from_json(&format!(r#"{{"protocol": "uwsgi", {extra}}}"#))
+                .unwrap_err();
+            assert_eq!(e.setting, setting);
+        }
     }
 
     #[test]

@@ -123,6 +123,10 @@ pub struct ForwardedView {
     pub port: Option<u16>,
     /// `SCRIPT_NAME` (decoded, no trailing `/`).
     pub script_name: Option<Vec<u8>>,
+    /// `--protocol uwsgi`: the front server's packet (`server/uwsgi_conn.rs`). When set, the
+    /// environ comes from its variables (`UwsgiRequest::cgi_variables`), not from the head,
+    /// and the fields above are unused.
+    pub uwsgi: Option<std::sync::Arc<crate::uwsgi::UwsgiRequest>>,
 }
 
 impl ForwardedView {

@@ -33,7 +33,8 @@
 //!   `PATH_INFO` and `SCRIPT_NAME` as the front server computed them (already decoded; when
 //!   `PATH_INFO` is missing, the decoded path of `REQUEST_URI`), `QUERY_STRING` (else what
 //!   follows `?` in `REQUEST_URI`), `RAW_URI`/`REQUEST_URI`, `REMOTE_*` and `SERVER_*` (else
-//!   the connection's), `CONTENT_TYPE`/`CONTENT_LENGTH` when not empty, `HTTP_*` without
+//!   the connection's; an empty `SERVER_NAME`, nginx's `$server_name` in a server block
+//!   without `server_name`, counts as none), `CONTENT_TYPE`/`CONTENT_LENGTH` when not empty, `HTTP_*` without
 //!   `HTTP_CONTENT_TYPE`/`HTTP_CONTENT_LENGTH` (PEP 3333 / CGI: not `HTTP_` variables) and
 //!   without `HTTP_TRANSFER_ENCODING` (the body we receive is no longer chunked). Other
 //!   variables (`DOCUMENT_ROOT`, `UWSGI_*` magic variables...) are never put in the environ
@@ -130,7 +131,7 @@ impl Span {
 }
 
 /// A parsed uwsgi request: the variables block (shared bytes) and where things are in it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UwsgiRequest {
     /// The variables block, without the 4-byte header.
     buf: Bytes,
@@ -384,9 +385,11 @@ fn parse_vars(block: &[u8], limits: &UwsgiLimits) -> Result<UwsgiRequest, Reques
                 }
                 req.remote_port = Some(value_span);
             }
+            // nginx's `$server_name` is empty in a server block without `server_name`.
+            b"SERVER_NAME" if value.is_empty() => {}
             b"SERVER_NAME" => {
-                if value.is_empty() || !is_visible(value) {
-                    return bad("uwsgi SERVER_NAME is empty or holds a space or control");
+                if !is_visible(value) {
+                    return bad("uwsgi SERVER_NAME holds a space or control");
                 }
                 req.server_name = Some(value_span);
             }
@@ -455,6 +458,19 @@ impl UwsgiRequest {
         self.remote_addr
     }
 
+    /// The client's port as the front server reports it (`REMOTE_PORT`), when it sent one.
+    pub fn remote_port(&self) -> Option<u16> {
+        let port = self.remote_port?.get(&self.buf);
+        std::str::from_utf8(port).ok()?.parse().ok()
+    }
+
+    /// `CONTENT_TYPE` when the packet has a non-empty one.
+    pub fn content_type(&self) -> Option<&[u8]> {
+        self.content_type
+            .map(|s| s.get(&self.buf))
+            .filter(|ct| !ct.is_empty())
+    }
+
     /// How the body that follows is delimited: `CONTENT_LENGTH` bytes, or none.
     pub fn framing(&self) -> BodyFraming {
         match self.content_length {
@@ -503,15 +519,19 @@ impl UwsgiRequest {
         push(CgiKey::ServerProtocol, Cow::Borrowed(self.protocol()));
         push(CgiKey::RawUri, Cow::Borrowed(self.request_uri()));
         push(CgiKey::RequestUri, Cow::Borrowed(self.request_uri()));
-        let remote_addr = self.remote_addr.unwrap_or(conn.peer.ip());
-        push(
-            CgiKey::RemoteAddr,
-            Cow::Owned(remote_addr.to_string().into_bytes()),
-        );
+        // A front server on a Unix socket has no address to fall back on (`peer` is a
+        // placeholder): empty, as on the HTTP path.
+        let remote_addr = match (self.remote_addr, conn.unix) {
+            (Some(ip), _) => Cow::Owned(ip.to_string().into_bytes()),
+            (None, true) => Cow::Borrowed(&b""[..]),
+            (None, false) => Cow::Owned(conn.peer.ip().to_string().into_bytes()),
+        };
+        push(CgiKey::RemoteAddr, remote_addr);
         let remote_port = match (self.remote_port, self.remote_addr) {
             (Some(p), _) => Cow::Borrowed(p.get(buf)),
             // An address without a port: the connection's port would be the front server's.
             (None, Some(_)) => Cow::Borrowed(&b""[..]),
+            (None, None) if conn.unix => Cow::Borrowed(&b""[..]),
             (None, None) => Cow::Owned(conn.peer.port().to_string().into_bytes()),
         };
         push(CgiKey::RemotePort, remote_port);
@@ -538,6 +558,10 @@ impl UwsgiRequest {
             if let Some(cl) = self.var(b"CONTENT_LENGTH") {
                 push(CgiKey::ContentLength, Cow::Borrowed(cl));
             }
+        }
+        // As on the HTTP path (`environ` module docs): what Django, Flask and CGI code read.
+        if self.https {
+            vars.push((EnvKey::Other("HTTPS"), Cow::Borrowed(b"on")));
         }
         for (key, value) in self.vars() {
             if !key.starts_with(b"HTTP_")
@@ -774,6 +798,9 @@ mod tests {
         assert_eq!(get(&e, "PATH"), None);
         assert_eq!(get(&e, "GATEWAY_INTERFACE"), None);
         assert_eq!(get(&e, "HTTP_HOST"), Some("example.com"));
+        assert_eq!(get(&e, "HTTPS"), Some("on"));
+        assert_eq!(req.remote_port(), Some(6000));
+        assert_eq!(req.content_type(), Some(&b"application/json"[..]));
     }
 
     #[test]
@@ -807,6 +834,35 @@ mod tests {
         assert_eq!(get(&e, "REMOTE_ADDR"), Some("10.0.0.1"));
         assert_eq!(get(&e, "REMOTE_PORT"), Some(""));
         assert_eq!(get(&e, "QUERY_STRING"), Some(""));
+        // nginx's `$server_name` without a `server_name` directive.
+        let req = parse(&encode_packet(&[
+            (b"REQUEST_METHOD", b"GET"),
+            (b"REQUEST_URI", b"/"),
+            (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+            (b"SERVER_NAME", b""),
+        ]));
+        assert_eq!(get(&env(&req), "SERVER_NAME"), Some("127.0.0.1"));
+        // Over a Unix socket, nothing to fall back on.
+        let req = parse(&encode_packet(&[
+            (b"REQUEST_METHOD", b"GET"),
+            (b"REQUEST_URI", b"/"),
+            (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+        ]));
+        let mut unix = conn();
+        unix.unix = true;
+        let e: Vec<(String, String)> = req
+            .cgi_variables(&unix)
+            .into_iter()
+            .filter_map(|(k, v)| match k {
+                EnvKey::Cgi(c) => Some((
+                    c.as_str().to_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(get(&e, "REMOTE_ADDR"), Some(""));
+        assert_eq!(get(&e, "REMOTE_PORT"), Some(""));
     }
 
     #[test]
@@ -872,7 +928,6 @@ mod tests {
             (with(&[(b"REMOTE_ADDR", b"unix:")]), 400),
             (with(&[(b"REMOTE_PORT", b"65536")]), 400),
             (with(&[(b"SERVER_PORT", b"")]), 400),
-            (with(&[(b"SERVER_NAME", b"")]), 400),
             (with(&[(b"HTTPS", b"yes")]), 400),
             (with(&[(b"UWSGI_SCHEME", b"ftp")]), 400),
             (

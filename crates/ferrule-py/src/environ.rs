@@ -117,9 +117,16 @@ impl EnvironBuilder {
         let env = self.template.bind(py).copy()?;
         // Bit `k` set: CGI key `k` got its value.
         let mut set: u32 = 0;
-        let parts = request_parts_forwarded(head, conn, forwarded);
-        let https = parts.scheme == "https";
-        for (key, value) in cgi_variables(parts) {
+        // `--protocol uwsgi`: the front server's variables, not the server-side head.
+        let (vars, https) = match forwarded.and_then(|f| f.uwsgi.as_deref()) {
+            Some(uwsgi) => (uwsgi.cgi_variables(conn), uwsgi.scheme() == "https"),
+            None => {
+                let parts = request_parts_forwarded(head, conn, forwarded);
+                let https = parts.scheme == "https";
+                (cgi_variables(parts), https)
+            }
+        };
+        for (key, value) in vars {
             let value = latin1(py, &value)?;
             match key {
                 EnvKey::Cgi(k) => {

@@ -83,7 +83,11 @@ impl Server {
             })?),
             None => None,
         };
-        let addresses = core.local_addrs().iter().map(ToString::to_string).collect();
+        let addresses = core
+            .listen_addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let shutdown = core.shutdown_handle();
         let (jobs, receiver) = job_queue();
         Ok(Server {
@@ -99,7 +103,8 @@ impl Server {
         })
     }
 
-    /// The bound `HOST:PORT` addresses (`[V6]:PORT` for IPv6), port 0 resolved.
+    /// The bound `HOST:PORT` addresses (`[V6]:PORT` for IPv6, `unix:PATH` for a Unix
+    /// socket), port 0 resolved.
     #[getter]
     fn addresses(&self) -> Vec<String> {
         self.addresses.clone()

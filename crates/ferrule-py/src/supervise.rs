@@ -8,12 +8,11 @@
 //! `PyOS_AfterFork_Parent` and `PyOS_AfterFork_Child`, which run `os.register_at_fork`
 //! callbacks and reset the interpreter's locks and threads in the child.
 
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ferrule_core::config::ServerConfig;
 use ferrule_core::log::init_error_log;
-use ferrule_core::server::{announce_listening, bind_listeners};
+use ferrule_core::server::{announce_listening, bind_listeners, Listener};
 use ferrule_core::supervise::reexec::Reexec;
 use ferrule_core::supervise::{
     supervise_with as run_master, ForkHooks, MasterEvent, MasterLink, MasterOptions, Message, Role,
@@ -87,7 +86,7 @@ impl ForkHooks for PythonForkHooks {
 pub struct Worker {
     id: u32,
     /// Taken by the `Server` built for this worker.
-    listeners: Mutex<Option<Vec<TcpListener>>>,
+    listeners: Mutex<Option<Vec<Listener>>>,
     /// Shared with the worker's server (READY, heartbeats) and recycler (RETIRING).
     link: Arc<MasterLink>,
 }
@@ -98,7 +97,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Worker {
     /// The inherited listeners, once.
-    pub(crate) fn take_listeners(&self) -> PyResult<Vec<TcpListener>> {
+    pub(crate) fn take_listeners(&self) -> PyResult<Vec<Listener>> {
         lock(&self.listeners)
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("this worker's listeners are already in use"))

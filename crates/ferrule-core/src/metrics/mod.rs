@@ -8,10 +8,14 @@
 //!
 //! Files, one job each: this one (the counters and snapshots), [`render`] (Prometheus text
 //! format 0.0.4 and JSON), [`serve`] (the tiny HTTP/1 listener with `/metrics`, `/status.json`
-//! and the `/status` page).
+//! and the `/status` page), [`wire`] (a snapshot's fixed binary form, sent by a worker to its
+//! master with each heartbeat) and [`hub`] (the master's side: the workers' snapshots summed,
+//! restarts counted, the same pages served from the master's poll loop).
 
+pub mod hub;
 pub mod render;
 pub mod serve;
+pub mod wire;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -32,6 +36,11 @@ pub const METHODS: [&str; 8] = [
 ];
 /// Status classes `1xx` … `5xx` (a status outside 100..=599 cannot be sent: the codec checks it).
 pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// Statuses of the requests refused before the application saw them (the declared outcomes of
+/// `RequestError` and the overload refusal); any other is counted under the last slot, `other`.
+pub const REFUSED_STATUSES: [&str; 11] = [
+    "400", "408", "413", "414", "417", "431", "501", "503", "504", "505", "other",
+];
 
 /// The process's counters. See the module docs.
 #[derive(Debug)]
@@ -49,6 +58,9 @@ pub struct Metrics {
     connections_total: AtomicU64,
     /// Connections refused past `worker_connections` (overload).
     connections_refused: AtomicU64,
+    /// Requests answered with an error before the application saw them, by
+    /// [`REFUSED_STATUSES`].
+    refused: [AtomicU64; REFUSED_STATUSES.len()],
 }
 
 static METRICS: Metrics = Metrics::new();
@@ -70,6 +82,7 @@ impl Metrics {
             open_connections: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            refused: [const { AtomicU64::new(0) }; REFUSED_STATUSES.len()],
         }
     }
 
@@ -102,6 +115,16 @@ impl Metrics {
 
     pub fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Relaxed);
+    }
+
+    /// A request answered with `status` before the application saw it (a malformed head, a
+    /// body over the limit, a full queue, an overloaded process, …).
+    pub fn request_refused(&self, status: u16) {
+        let slot = REFUSED_STATUSES[..REFUSED_STATUSES.len() - 1]
+            .iter()
+            .position(|s| s.parse() == Ok(status))
+            .unwrap_or(REFUSED_STATUSES.len() - 1);
+        self.refused[slot].fetch_add(1, Relaxed);
     }
 
     pub fn add_bytes_in(&self, n: usize) {
@@ -140,6 +163,7 @@ impl Metrics {
             connections_total: self.connections_total.load(Relaxed),
             connections_refused: self.connections_refused.load(Relaxed),
             rss_bytes: rss_bytes().unwrap_or(0),
+            refused: self.refused.iter().map(|c| c.load(Relaxed)).collect(),
         }
     }
 }
@@ -204,6 +228,9 @@ pub struct Snapshot {
     pub connections_total: u64,
     pub connections_refused: u64,
     pub rss_bytes: u64,
+    /// Requests refused before the application, by [`REFUSED_STATUSES`].
+    #[serde(default)]
+    pub refused: Vec<u64>,
 }
 
 impl Snapshot {
@@ -237,6 +264,19 @@ impl Snapshot {
         self.connections_total += other.connections_total;
         self.connections_refused += other.connections_refused;
         self.rss_bytes += other.rss_bytes;
+        add_vec(&mut self.refused, &other.refused);
+    }
+
+    /// The counters only, gauges zeroed (in flight, queue depth, open connections, RSS): what
+    /// an exited worker leaves behind, so totals never go backwards when it is gone.
+    pub fn counters_only(&self) -> Snapshot {
+        Snapshot {
+            in_flight: 0,
+            queue_depth: 0,
+            open_connections: 0,
+            rss_bytes: 0,
+            ..self.clone()
+        }
     }
 }
 
@@ -302,6 +342,38 @@ mod tests {
         assert_eq!(total.requests_total(), 2);
         assert_eq!(total.requests[1][0], 2);
         assert_eq!((total.bytes_in, total.queue_depth), (20, 3));
+    }
+
+    #[test]
+    fn refusals_are_counted_by_status() {
+        let m = Metrics::new();
+        m.request_refused(400);
+        m.request_refused(400);
+        m.request_refused(503);
+        m.request_refused(418);
+        let s = m.snapshot(0);
+        assert_eq!(s.refused[0], 2);
+        assert_eq!(s.refused[7], 1);
+        assert_eq!(s.refused[REFUSED_STATUSES.len() - 1], 1);
+        assert_eq!(
+            s.requests_total(),
+            0,
+            "refusals are not application requests"
+        );
+    }
+
+    #[test]
+    fn counters_only_keeps_counters_and_drops_gauges() {
+        let m = Metrics::new();
+        m.request_done(0, 200, Duration::from_millis(1));
+        m.in_flight_add(2);
+        m.open_connections_add(1);
+        let c = m.snapshot(4).counters_only();
+        assert_eq!((c.requests_total(), c.connections_total), (1, 1));
+        assert_eq!(
+            (c.in_flight, c.open_connections, c.queue_depth, c.rss_bytes),
+            (0, 0, 0, 0)
+        );
     }
 
     #[test]

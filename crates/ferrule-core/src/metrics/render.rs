@@ -5,10 +5,14 @@
 //! histogram has cumulative `name_bucket{le="…"}` samples ending with `le="+Inf"` (equal to
 //! `name_count`) and `name_sum`. Durations are in seconds, the Prometheus base unit. Every
 //! name starts with `ferrule_`.
+//!
+//! A master adds what only it knows ([`Supervision`]): its live workers (with the resident
+//! memory of each) and the restarts by reason.
 
 use std::fmt::Write;
 
-use super::{Snapshot, CLASSES, LATENCY_BUCKETS_MS, METHODS};
+use super::hub::Supervision;
+use super::{Snapshot, CLASSES, LATENCY_BUCKETS_MS, METHODS, REFUSED_STATUSES};
 
 /// The `Content-Type` of [`prometheus`]'s output.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -27,6 +31,11 @@ fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
 
 /// `s` in the Prometheus text format.
 pub fn prometheus(s: &Snapshot) -> String {
+    prometheus_with(s, None)
+}
+
+/// `s`, and a master's [`Supervision`] when given, in the Prometheus text format.
+pub fn prometheus_with(s: &Snapshot, supervision: Option<&Supervision>) -> String {
     let mut out = String::with_capacity(4096);
     family(
         &mut out,
@@ -129,11 +138,68 @@ pub fn prometheus(s: &Snapshot) -> String {
         "Resident set size of the serving processes.",
         s.rss_bytes,
     );
+    family(
+        &mut out,
+        "requests_refused_total",
+        "counter",
+        "Requests answered with an error before the application saw them, by status.",
+    );
+    for (i, status) in REFUSED_STATUSES.iter().enumerate() {
+        let n = s.refused.get(i).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "ferrule_requests_refused_total{{status=\"{status}\"}} {n}"
+        );
+    }
+    if let Some(sup) = supervision {
+        supervision_families(&mut out, sup);
+    }
     out
+}
+
+/// The master's own families: workers, their memory, restarts by reason.
+fn supervision_families(out: &mut String, sup: &Supervision) {
+    single(
+        out,
+        "workers",
+        "gauge",
+        "Worker processes alive now.",
+        sup.workers.len() as u64,
+    );
+    family(
+        out,
+        "worker_resident_memory_bytes",
+        "gauge",
+        "Resident set size of each worker, read by the master from /proc/PID/statm.",
+    );
+    for w in &sup.workers {
+        let _ = writeln!(
+            out,
+            "ferrule_worker_resident_memory_bytes{{worker=\"{}\",pid=\"{}\"}} {}",
+            w.id, w.pid, w.rss_bytes
+        );
+    }
+    family(
+        out,
+        "worker_restarts_total",
+        "counter",
+        "Workers replaced, by reason.",
+    );
+    for (reason, n) in &sup.restarts {
+        let _ = writeln!(
+            out,
+            "ferrule_worker_restarts_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
 }
 
 /// `s` as a JSON object (`/status.json`): the same numbers, keyed by label.
 pub fn json(s: &Snapshot) -> String {
+    json_with(s, None)
+}
+
+/// [`json`], with a master's [`Supervision`] (`workers`, `restarts`) when given.
+pub fn json_with(s: &Snapshot, supervision: Option<&Supervision>) -> String {
     let requests: serde_json::Map<String, serde_json::Value> = CLASSES
         .iter()
         .enumerate()
@@ -154,7 +220,15 @@ pub fn json(s: &Snapshot) -> String {
             ((*class).to_owned(), row.into())
         })
         .collect();
-    serde_json::json!({
+    let refused: serde_json::Map<String, serde_json::Value> = REFUSED_STATUSES
+        .iter()
+        .enumerate()
+        .map(|(i, status)| {
+            let n = s.refused.get(i).copied().unwrap_or(0);
+            ((*status).to_owned(), n.into())
+        })
+        .collect();
+    let mut doc = serde_json::json!({
         "pid": std::process::id(),
         // Seconds since the epoch: the page computes rates from it, not from its own clock.
         "time": std::time::SystemTime::now()
@@ -176,8 +250,23 @@ pub fn json(s: &Snapshot) -> String {
         "connections_total": s.connections_total,
         "connections_refused": s.connections_refused,
         "rss_bytes": s.rss_bytes,
-    })
-    .to_string()
+        "refused": refused,
+    });
+    if let (Some(sup), Some(map)) = (supervision, doc.as_object_mut()) {
+        let workers: Vec<serde_json::Value> = sup
+            .workers
+            .iter()
+            .map(|w| serde_json::json!({"id": w.id, "pid": w.pid, "rss_bytes": w.rss_bytes}))
+            .collect();
+        let restarts: serde_json::Map<String, serde_json::Value> = sup
+            .restarts
+            .iter()
+            .map(|(reason, n)| ((*reason).to_owned(), (*n).into()))
+            .collect();
+        map.insert("workers".into(), workers.into());
+        map.insert("restarts".into(), restarts.into());
+    }
+    doc.to_string()
 }
 
 #[cfg(test)]
@@ -212,6 +301,34 @@ mod tests {
                 "{line}"
             );
         }
+    }
+
+    fn supervision() -> Supervision {
+        Supervision {
+            workers: vec![super::super::hub::WorkerStat {
+                id: 2,
+                pid: 4321,
+                rss_bytes: 5_000_000,
+            }],
+            restarts: vec![("signal", 1), ("exited", 0)],
+        }
+    }
+
+    #[test]
+    fn refusals_and_supervision_are_rendered() {
+        let text = prometheus_with(&sample(), Some(&supervision()));
+        assert!(text.contains("ferrule_requests_refused_total{status=\"400\"} 0\n"));
+        assert!(text.contains("# TYPE ferrule_worker_restarts_total counter\n"));
+        assert!(text.contains("ferrule_worker_restarts_total{reason=\"signal\"} 1\n"));
+        assert!(text
+            .contains("ferrule_worker_resident_memory_bytes{worker=\"2\",pid=\"4321\"} 5000000\n"));
+        assert!(text.contains("ferrule_workers 1\n"));
+        assert!(!prometheus(&sample()).contains("ferrule_workers"));
+        let v: serde_json::Value =
+            serde_json::from_str(&json_with(&sample(), Some(&supervision()))).unwrap();
+        assert_eq!(v["workers"][0]["pid"], 4321);
+        assert_eq!(v["restarts"]["signal"], 1);
+        assert_eq!(v["refused"]["431"], 0);
     }
 
     #[test]

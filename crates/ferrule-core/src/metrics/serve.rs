@@ -9,7 +9,8 @@
 //!
 //! One request per connection (`Connection: close`): scrapes are rare, and it keeps the
 //! listener free of keep-alive state. Heads are parsed by our own strict codec; other methods
-//! get 405, other paths 404 (RFC 9110 §15.5.5, §15.5.6).
+//! get 405, other paths 404 (RFC 9110 §15.5.5, §15.5.6). The answer is built by [`respond`],
+//! which the master's listener (`super::hub`, no async runtime) shares.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,14 +22,31 @@ use tokio::sync::watch;
 use super::Snapshot;
 use crate::exchange::ResponseHead;
 use crate::http1::encode::{write_head, ResponseFraming};
-use crate::http1::{parse_head, HeadLimits, Parsed, Version};
+use crate::http1::{parse_head, HeadLimits, Parsed, RequestHead, Version};
 
 /// The `/status` page.
 const STATUS_PAGE: &str = include_str!("status.html");
 /// Largest request head accepted by the metrics listener.
-const MAX_HEAD: usize = 8 * 1024;
+pub(crate) const MAX_HEAD: usize = 8 * 1024;
 /// Time a metrics client has to send its request head, and to read the answer.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The limits a metrics request head is parsed with.
+pub(crate) const LIMITS: HeadLimits = HeadLimits {
+    request_line: MAX_HEAD,
+    fields: 100,
+    field_size: MAX_HEAD,
+    head: MAX_HEAD,
+};
+
+/// A generated page [`respond`] asks its caller for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Page {
+    /// `/metrics`, Prometheus text.
+    Metrics,
+    /// `/status.json`.
+    Json,
+}
 
 /// Takes a snapshot of the metrics to serve (this process's, or the sum of the workers').
 pub type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
@@ -62,15 +80,9 @@ pub async fn run(
 
 /// Reads one request head and answers it.
 async fn answer(mut stream: tokio::net::TcpStream, snapshot: SnapshotFn) -> std::io::Result<()> {
-    let limits = HeadLimits {
-        request_line: MAX_HEAD,
-        fields: 100,
-        field_size: MAX_HEAD,
-        head: MAX_HEAD,
-    };
     let mut buf = BytesMut::with_capacity(1024);
     let head = loop {
-        match parse_head(&mut buf, &limits) {
+        match parse_head(&mut buf, &LIMITS) {
             Ok(Parsed::Complete(head)) => break Some(head),
             Ok(Parsed::Partial) => {}
             Err(_) => break None,
@@ -79,7 +91,18 @@ async fn answer(mut stream: tokio::net::TcpStream, snapshot: SnapshotFn) -> std:
             return Ok(());
         }
     };
-    let (status, content_type, body): (&str, &str, Bytes) = match &head {
+    let out = respond(head.as_ref(), &|page| match page {
+        Page::Metrics => super::render::prometheus(&snapshot()),
+        Page::Json => super::render::json(&snapshot()),
+    });
+    stream.write_all(&out).await?;
+    stream.shutdown().await
+}
+
+/// The whole answer (head and body) to `head` (`None`: it did not parse); `page` renders the
+/// generated pages, only when asked for.
+pub(crate) fn respond(head: Option<&RequestHead>, page: &dyn Fn(Page) -> String) -> BytesMut {
+    let (status, content_type, body): (&str, &str, Bytes) = match head {
         None => (
             "400 Bad Request",
             "text/plain",
@@ -94,13 +117,9 @@ async fn answer(mut stream: tokio::net::TcpStream, snapshot: SnapshotFn) -> std:
             b"/metrics" => (
                 "200 OK",
                 super::render::PROMETHEUS_CONTENT_TYPE,
-                Bytes::from(super::render::prometheus(&snapshot())),
+                Bytes::from(page(Page::Metrics)),
             ),
-            b"/status.json" => (
-                "200 OK",
-                "application/json",
-                Bytes::from(super::render::json(&snapshot())),
-            ),
+            b"/status.json" => ("200 OK", "application/json", Bytes::from(page(Page::Json))),
             b"/status" | b"/" => (
                 "200 OK",
                 "text/html; charset=utf-8",
@@ -134,7 +153,7 @@ async fn answer(mut stream: tokio::net::TcpStream, snapshot: SnapshotFn) -> std:
         status: Bytes::from(status.to_owned()),
         headers,
     };
-    let is_head = head.as_ref().is_some_and(|h| h.is_head());
+    let is_head = head.is_some_and(|h| h.is_head());
     let framing = if is_head {
         ResponseFraming::NoBodyLength(body.len() as u64)
     } else {
@@ -152,6 +171,5 @@ async fn answer(mut stream: tokio::net::TcpStream, snapshot: SnapshotFn) -> std:
     if !is_head {
         out.extend_from_slice(&body);
     }
-    stream.write_all(&out).await?;
-    stream.shutdown().await
+    out
 }

@@ -9,7 +9,8 @@
 //! `%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"` (Apache's combined format).
 //! Directives (gunicorn's set, same meanings):
 //!
-//! - `h` peer IP address; `l` `-`; `u` user name of HTTP Basic auth, else `-`;
+//! - `h` peer IP address (`-` over a Unix socket); `l` `-`; `u` user name of HTTP Basic
+//!   auth, else `-`;
 //! - `t` `[21/Nov/2026:06:33:00 +0000]` (log time, UTC; brackets included, as in gunicorn);
 //! - `r` request line `METHOD TARGET PROTOCOL`; `m` method; `U` path (still percent-encoded);
 //!   `q` query string; `H` protocol; `s` status;
@@ -273,6 +274,8 @@ fn render_text(pieces: &[Piece], rec: &Record<'_>, now: SystemTime) -> String {
     for piece in pieces {
         match piece {
             Piece::Literal(s) => out.push_str(s),
+            // A Unix socket peer has no address: `-`, as for any unknown field.
+            Piece::RemoteAddr if rec.conn.unix => out.push('-'),
             Piece::RemoteAddr => {
                 let _ = write!(out, "{}", rec.conn.peer.ip());
             }

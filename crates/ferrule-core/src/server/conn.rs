@@ -41,6 +41,10 @@ use crate::http1::{
     encode::CONTINUE_100, parse_head, BodyFraming, Parsed, RequestError, RequestHead,
 };
 
+/// `--protocol uwsgi` (a child module: it drives a [`Conn`] through the same exchange).
+#[path = "uwsgi_conn.rs"]
+mod uwsgi_conn;
+
 /// Spare room reserved before a read while a head is incomplete.
 const HEAD_READ: usize = 4 * 1024;
 /// On shutdown, a connection accepted but still without its first request gets this long for
@@ -87,7 +91,11 @@ pub(crate) fn serve(
     // by-value arguments would store them twice in the task.
     async move {
         let _open = crate::metrics::connection_opened();
-        if conn.serve().await {
+        if conn.shared.config.protocol == crate::uwsgi::Protocol::Uwsgi {
+            // Boxed like a request; one request, then the connection ends. Dispatched here, not
+            // in `Conn::serve`, so the idle HTTP task does not grow by another await state.
+            Box::pin(conn.serve_uwsgi()).await;
+        } else if conn.serve().await {
             // Boxed: only an HTTP/2 connection holds hyper's state.
             let Conn {
                 shared,
@@ -173,8 +181,9 @@ async fn idle_wait(stream: &Stream, shared: &Shared, deadline: Instant, first: b
 }
 
 impl Conn {
-    /// Serves requests until the connection is done; true: it opened with the HTTP/2 preface
-    /// (`http2`, h2c with prior knowledge) and goes to `h2` with the bytes read so far.
+    /// Serves requests until the connection is done; true: it goes to `h2` with the bytes read
+    /// so far, having opened with the HTTP/2 preface (`http2`, h2c with prior knowledge) or
+    /// negotiated `h2` by ALPN over TLS.
     async fn serve(&mut self) -> bool {
         // Boxed like a request: only a connection being set up holds this state.
         let proxy_header = self.shared.config.proxy_protocol.expects_header()
@@ -183,6 +192,10 @@ impl Conn {
             && !Box::pin(self.start(proxy_header)).await
         {
             return false;
+        }
+        // ALPN chose `h2` (offered with `http2`, see `tls::alpn_protocols`): HTTP/2 serves it.
+        if matches!(&self.stream, Stream::Tls(tls) if tls.alpn_is_h2()) {
+            return true;
         }
         let mut first = true;
         loop {
@@ -249,12 +262,6 @@ impl Conn {
                 }
             }
             self.info.client_cert = tls.client_cert().map(Arc::new);
-            if tls.alpn_is_h2() {
-                // The HTTP/2 path takes connections that negotiated `h2` here; until `h2` is
-                // in `tls::alpn_protocols`, no client can negotiate it.
-                log::debug!("{}: h2 negotiated but not served", self.info.peer);
-                return false;
-            }
         }
         true
     }
@@ -299,7 +306,7 @@ impl Conn {
     /// One request whose first bytes are buffered: its head, body, hand-off and response.
     async fn request(&mut self) -> Next {
         match self.read_head().await {
-            Some(head) => self.exchange(head).await,
+            Some(head) => self.exchange(head, None).await,
             None => Next::Close,
         }
     }
@@ -412,6 +419,7 @@ impl Conn {
 
     /// [`Conn::refuse`] with an optional `Retry-After` (overload refusals).
     async fn refuse_retry(&mut self, status: u16, reason: &str, retry_after: Option<u32>) {
+        crate::metrics::global().request_refused(status);
         self.wbuf.clear();
         error_response_retry(
             &mut self.wbuf,
@@ -460,7 +468,12 @@ impl Conn {
     }
 
     /// One request: body, hand-off, response. Decides whether the connection goes on.
-    async fn exchange(&mut self, head: RequestHead) -> Next {
+    /// `preset`: what the request's front server said, decided before the head (uwsgi).
+    async fn exchange(
+        &mut self,
+        head: RequestHead,
+        preset: Option<Box<crate::forwarded::ForwardedView>>,
+    ) -> Next {
         let shared = Arc::clone(&self.shared);
         // Built-in middleware: X-Request-ID now; compression filters the response below.
         let (head, filter) = shared.middleware.prepare(head);
@@ -477,7 +490,9 @@ impl Conn {
         let method = crate::metrics::method_index(head.method());
 
         // Forwarding headers from a trusted peer: believed, or a 400 when they cannot be.
-        let forwarded = if self.info.forwarding_trusted && has_forwarding_header(&head) {
+        let forwarded = if preset.is_some() {
+            preset
+        } else if self.info.forwarding_trusted && has_forwarding_header(&head) {
             match crate::forwarded::forwarded_view_trusted(
                 &config.forwarded_allow_ips,
                 head.headers(),

@@ -7,26 +7,36 @@
 //!   connection's first bytes with [`is_preface`]; when they open the connection preface
 //!   (RFC 9113 §3.4: "the string PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") it hands the socket and
 //!   the bytes it already read to [`serve_prefaced`].
-//! - TLS with ALPN `h2` (RFC 9113 §3.2): the TLS layer calls [`serve`] with the decrypted
-//!   stream once the handshake chose `h2`; anything `AsyncRead + AsyncWrite` works.
+//! - TLS with ALPN `h2` (RFC 9113 §3.2; offered with `http2`, see `tls.rs`): the driver
+//!   hands the connection to [`serve_stream`] once the handshake chose `h2`; the readiness-based
+//!   TLS stream is read and written through `h2/transport.rs`.
 //!
 //! Per stream ([`handle`]): the header block becomes a [`RequestHead`] under the HTTP/1 rules
-//! (`h2/head.rs`); the body is read whole up to `max_buffered_body`, else streamed while the
-//! app reads (`h2/body.rs`); `limit_request_body` → 413, `body_timeout` → 408,
+//! (`h2/head.rs`); the built-in middleware applies as for HTTP/1 (`X-Request-ID`, compression,
+//! `--static` files answered without the app); the body is read whole up to
+//! `max_buffered_body`, else streamed while the app reads (`h2/body.rs`); `limit_request_body` → 413, `body_timeout` → 408,
 //! `max_queued_requests`/`queue_timeout` → 503 with `Retry-After`, an app that fails before
 //! its head → 500, `ResponsePart::Refused` (app timeout) → its declared outcome. Malformed
 //! streams get the same status an HTTP/1 request would (RFC 9113 §8.1.1 allows a response
 //! before the reset). Responses: hop-by-hop fields are never sent (RFC 9113 §8.2.2), HEAD/204/
-//! 304 carry no DATA, a known length is sent as `content-length`.
+//! 304 carry no DATA, a known length is sent as `content-length`. Each stream that reaches the
+//! app (or a static file) is counted in the metrics and the access log when its response ends.
+//! `Expect: 100-continue` gets no interim `100` (hyper's HTTP/2 server cannot send one):
+//! clients send the body after their own wait (RFC 9110 §10.1.1: a client "SHOULD NOT wait
+//! for an indefinite period"); see docs/conformance.md.
 //!
 //! Connection limits: `http2_max_concurrent_streams`, `http2_max_header_list_size` (→ 431 from
 //! h2), the initial windows, optional keep-alive PINGs (unanswered within `write_timeout`:
 //! closed). A connection without open streams is closed with GOAWAY after `header_timeout`
-//! (before its first stream) or `keepalive_timeout` (later). On server stop: GOAWAY (hyper's
-//! graceful shutdown), in-flight streams finish within `graceful_timeout`.
+//! (before its first stream) or `keepalive_timeout` (later). Write stall (`write_timeout`, the
+//! HTTP/1 rule for a client that stops reading): while a response waits to be sent (flow
+//! control or a full socket) and nothing at all went out for `write_timeout`, the connection
+//! is closed, which ends its streams (the apps' next `write` fails). On server stop: GOAWAY
+//! (hyper's graceful shutdown), in-flight streams finish within `graceful_timeout`.
 
 mod body;
 mod head;
+mod transport;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -43,7 +53,7 @@ use hyper::http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use self::body::{AccessEntry, BodyIn, FileOut, ReadFail, ResponseBody};
+use self::body::{AccessEntry, BodyIn, Counted, FileOut, ReadFail, ResponseBody};
 use super::respond::app_content_length;
 use super::Shared;
 use crate::exchange::{
@@ -59,6 +69,10 @@ pub(crate) const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Fewest preface bytes that decide h2c: `PRI *` can open no valid HTTP/1 request (an
 /// asterisk-form target needs OPTIONS), so from here on the bytes are HTTP/2 or garbage.
 const PREFACE_DECIDES: usize = 5;
+
+/// Shortest period of the connection's timer (idle close, write-stall check), whatever the
+/// timeouts say.
+const MIN_TICK: Duration = Duration::from_millis(50);
 
 /// Response fields that belong to one HTTP/1 connection and are never sent on a stream
 /// (RFC 9113 §8.2.2).
@@ -79,9 +93,10 @@ pub(crate) fn is_preface(first: &[u8]) -> bool {
     n >= PREFACE_DECIDES && first[..n] == PREFACE[..n]
 }
 
-/// Serves a connection the HTTP/1 driver found opening with the preface ([`is_preface`]),
-/// `read` being the bytes it took off the stream. Plain TCP and Unix sockets only: over TLS,
-/// HTTP/2 is chosen by ALPN (RFC 9113 §3.2), never by prior knowledge.
+/// Serves a connection the HTTP/1 driver hands over: a plain one that opened with the preface
+/// ([`is_preface`]), `read` being the bytes it took off the stream, or a TLS one whose ALPN
+/// chose `h2` (RFC 9113 §3.2; over TLS, never by prior knowledge: `read` is then empty, the
+/// handshake having consumed the socket's first bytes).
 pub(crate) async fn serve_stream(
     stream: super::stream::Stream,
     read: BytesMut,
@@ -92,6 +107,9 @@ pub(crate) async fn serve_stream(
     match stream {
         Stream::Tcp(s) => serve_prefaced(s, read, info, shared).await,
         Stream::Unix(s) => serve_prefaced(s, read, info, shared).await,
+        Stream::Tls(s) if s.alpn_is_h2() => {
+            serve_prefaced(transport::TlsIo(s), read, info, shared).await
+        }
         Stream::Tls(_) => log::debug!(
             "{}: closing: HTTP/2 preface over TLS without ALPN h2",
             info.peer
@@ -141,13 +159,21 @@ where
         activity: Arc::clone(&activity),
     });
     let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&stream_cx)));
+    let io = transport::Watched {
+        inner: io,
+        activity: Arc::clone(&activity),
+    };
     let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));
 
     let mut stop = shared.shutdown.clone();
     let mut closing = false;
-    // Looked at every `tick`: a stream's end does not wake this task, so the idle close comes
-    // at most one tick late.
-    let tick = config.header_read().min(config.keepalive());
+    // Looked at every `tick`: a stream's end does not wake this task, so the idle close and the
+    // write-stall close come at most one tick late.
+    let tick = config
+        .header_read()
+        .min(config.keepalive())
+        .min(config.write())
+        .max(MIN_TICK);
     let idle_timer = tokio::time::sleep(tick);
     let mut idle_timer = pin!(idle_timer);
     loop {
@@ -163,29 +189,49 @@ where
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = idle_timer.as_mut(), if !closing => {
+            () = idle_timer.as_mut() => {
+                if activity.write_stalled(config.write()) {
+                    log::debug!(
+                        "{peer}: closing HTTP/2 connection: the client read nothing for {:?}",
+                        config.write()
+                    );
+                    return;
+                }
+                let next = Instant::now() + tick;
+                if closing {
+                    idle_timer.as_mut().reset(next.into());
+                    continue;
+                }
                 match activity.idle_until(config.header_read(), config.keepalive()) {
                     None => {
                         log::debug!("{peer}: closing idle HTTP/2 connection: GOAWAY");
                         closing = true;
                         conn.as_mut().graceful_shutdown();
+                        idle_timer.as_mut().reset(next.into());
                     }
-                    Some(at) => idle_timer.as_mut().reset(at.min(Instant::now() + tick).into()),
+                    Some(at) => idle_timer.as_mut().reset(at.min(next).into()),
                 }
             }
         }
     }
 }
 
-/// When a connection last had no stream open, to close it once idle for too long.
+/// When a connection last had no stream open, to close it once idle for too long; and whether
+/// its responses still go out, to close it once stalled for too long.
 #[derive(Debug)]
-struct Activity {
+pub(crate) struct Activity {
     start: Instant,
     open: AtomicUsize,
     /// A stream has begun.
     began: AtomicBool,
     /// Milliseconds from `start` to the end of the last stream.
     last_end: AtomicU64,
+    /// Response bodies that handed hyper a frame and were not asked for the next one yet:
+    /// their data waits for flow-control window or socket room.
+    waiting: AtomicUsize,
+    /// Milliseconds from `start` to the last response progress (bytes written to the socket,
+    /// a frame handed to hyper), plus one (0: none yet).
+    last_progress: AtomicU64,
 }
 
 impl Activity {
@@ -195,7 +241,48 @@ impl Activity {
             open: AtomicUsize::new(0),
             began: AtomicBool::new(false),
             last_end: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
+            last_progress: AtomicU64::new(0),
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Bytes went out on the socket (`h2/transport.rs`).
+    pub(crate) fn wrote(&self) {
+        self.last_progress
+            .store(self.now_ms().saturating_add(1), Ordering::Release);
+    }
+
+    /// When bytes last went out, in milliseconds from the connection's start.
+    #[cfg(test)]
+    pub(crate) fn last_write_ms(&self) -> Option<u64> {
+        match self.last_progress.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(n - 1),
+        }
+    }
+
+    /// A response body handed hyper a frame (`true`) or was asked for the next one.
+    fn set_waiting(&self, waiting: bool) {
+        if waiting {
+            self.wrote();
+            self.waiting.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Response data waits to be sent and nothing went out for `limit`.
+    fn write_stalled(&self, limit: Duration) -> bool {
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let last = self.last_progress.load(Ordering::Acquire).saturating_sub(1);
+        let limit = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        self.now_ms().saturating_sub(last) > limit
     }
 
     /// `None` when the connection has been idle too long: `first` from its start while no
@@ -228,8 +315,7 @@ struct StreamGuard(Arc<Activity>);
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         let a = &self.0;
-        let ms = u64::try_from(a.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        a.last_end.store(ms, Ordering::Release);
+        a.last_end.store(a.now_ms(), Ordering::Release);
         a.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -245,11 +331,14 @@ struct StreamCx {
 /// The response body and what must live as long as it.
 type H2Response = Response<GuardedBody>;
 
-/// A response body holding its stream's [`StreamGuard`].
+/// A response body holding its stream's [`StreamGuard`], and telling the connection's
+/// [`Activity`] while a frame it gave hyper waits to be sent.
 #[derive(Debug)]
 pub(crate) struct GuardedBody {
     body: ResponseBody,
-    _guard: StreamGuard,
+    guard: StreamGuard,
+    /// Counted in `Activity::waiting`.
+    waiting: bool,
 }
 
 impl http_body::Body for GuardedBody {
@@ -260,7 +349,17 @@ impl http_body::Body for GuardedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, body::BodyAbort>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let me = &mut *self;
+        if me.waiting {
+            me.waiting = false;
+            me.guard.0.set_waiting(false);
+        }
+        let frame = Pin::new(&mut me.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &frame {
+            me.waiting = true;
+            me.guard.0.set_waiting(true);
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -269,6 +368,14 @@ impl http_body::Body for GuardedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+impl Drop for GuardedBody {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.guard.0.set_waiting(false);
+        }
     }
 }
 
@@ -285,7 +392,8 @@ async fn handle(
         parts,
         GuardedBody {
             body,
-            _guard: guard,
+            guard,
+            waiting: false,
         },
     ))
 }
@@ -302,11 +410,16 @@ async fn exchange(
         Ok(h) => h,
         Err(e) => {
             log::debug!("{peer}: HTTP/2 stream refused ({}): {e}", e.status());
-            return refused(shared, peer, &e);
+            return refused_early(shared, peer, &e);
         }
     };
     drop(parts);
+    // Built-in middleware: X-Request-ID now; compression filters the response below.
+    let (head, filter) = shared.middleware.prepare(head);
     let started = Instant::now();
+    // Metrics: in flight until the response body is done (or this stream is refused).
+    let in_flight = crate::metrics::request_started();
+    let method = crate::metrics::method_index(head.method());
 
     // The body: read whole when small, else streamed while the app reads.
     let limit = config.limit_request_body;
@@ -316,7 +429,7 @@ async fn exchange(
     };
     if let Some(n) = declared.filter(|&n| limit != 0 && n > limit) {
         log::debug!("{peer}: refused (413): content-length {n} over limit_request_body {limit}");
-        return refused(shared, peer, &RequestError::BodyTooLarge);
+        return refused_early(shared, peer, &RequestError::BodyTooLarge);
     }
     let mut body_in = BodyIn {
         body: incoming,
@@ -345,7 +458,7 @@ async fn exchange(
                         // The client reset the stream: nobody reads this answer.
                         ReadFail::Gone => RequestError::Malformed("request body incomplete"),
                     };
-                    return refused(shared, peer, &e);
+                    return refused_early(shared, peer, &e);
                 }
             }
         };
@@ -369,9 +482,14 @@ async fn exchange(
         drop(body_in);
     }
 
+    // Static files (`--static`): answered here, the app never sees the request.
+    let static_part = match &shared.middleware.statics {
+        Some(files) => files.answer(&head).await,
+        None => None,
+    };
     // Hand-off, unless too many requests already wait for an application thread.
     let max_queued = config.max_queued_requests;
-    if max_queued != 0 && shared.jobs.len() >= max_queued {
+    if static_part.is_none() && max_queued != 0 && shared.jobs.len() >= max_queued {
         log::debug!("{peer}: refused (503): {max_queued} requests already queued");
         if let Some(held_back) = shared.queue_full_warn.check() {
             log::warn!(
@@ -379,7 +497,7 @@ async fn exchange(
                  answering 503 ({held_back} more since the last warning)"
             );
         }
-        return refused(shared, peer, &RequestError::QueueFull);
+        return refused_early(shared, peer, &RequestError::QueueFull);
     }
     // Forwarding headers from a trusted peer: believed, or a 400 when they cannot be.
     let forwarded = if cx.info.forwarding_trusted
@@ -392,7 +510,7 @@ async fn exchange(
             Ok(view) => Some(Box::new(view)),
             Err(e) => {
                 log::debug!("{peer}: refused (400): {e}");
-                return refused(shared, peer, &e.into());
+                return refused_early(shared, peer, &e.into());
             }
         }
     } else {
@@ -400,7 +518,8 @@ async fn exchange(
     };
     let is_head = head.is_head();
     let log_head = shared.access.as_ref().map(|_| head.clone());
-    let (responder, mut rx) = Responder::channel();
+    let (responder, rx) = Responder::channel();
+    let mut rx = filter.wrap(rx);
     let job = Job {
         request: Request {
             head,
@@ -411,15 +530,21 @@ async fn exchange(
         responder,
     };
     let queue_wait = config.queue_wait();
-    let pushed = match queue_wait {
-        Some(_) => shared.jobs.push_claimable(job).map(Some),
-        None => shared.jobs.push(job).map(|()| None),
+    let pushed = match (static_part, queue_wait) {
+        // The channel is empty: the part fits; the job (and the request) is dropped here.
+        (Some(part), _) => {
+            let _ = job.responder.try_send(part);
+            Ok(None)
+        }
+        (None, Some(_)) => shared.jobs.push_claimable(job).map(Some),
+        (None, None) => shared.jobs.push(job).map(|()| None),
     };
     let claim = match pushed {
         Ok(claim) => claim,
         Err(job) => {
             drop(job);
             log::error!("{peer}: no application thread is taking requests");
+            crate::metrics::global().request_refused(503);
             return error_response(shared, peer, 503, "Service Unavailable", None);
         }
     };
@@ -452,7 +577,9 @@ async fn exchange(
                                 queue_wait.map_or(0.0, |d| d.as_secs_f64())
                             );
                         }
-                        return refused(shared, peer, &RequestError::QueueTimeout);
+                        let counted = Counted { method, started, in_flight };
+                        return refused(shared, peer, &RequestError::QueueTimeout)
+                            .map(|b| b.with_metrics(counted));
                     }
                 }
             }
@@ -469,7 +596,12 @@ async fn exchange(
             })
         })
     };
-    match first {
+    let counted = Counted {
+        method,
+        started,
+        in_flight,
+    };
+    let response = match first {
         Some(ResponsePart::Start { head, first, end }) => {
             let known = end.then_some(first.len() as u64);
             let entry = access(&head.headers);
@@ -503,7 +635,8 @@ async fn exchange(
             log::error!("{peer}: the application dropped the request without a response");
             internal_error(shared, peer)
         }
-    }
+    };
+    response.map(|b| b.with_metrics(counted))
 }
 
 fn start_file(
@@ -644,6 +777,13 @@ fn status_code(code: u16, peer: SocketAddr) -> StatusCode {
 fn refused(shared: &Shared, peer: SocketAddr, e: &RequestError) -> Response<ResponseBody> {
     let o = e.outcome();
     error_response(shared, peer, o.status, o.reason, o.retry_after)
+}
+
+/// [`refused`] for a stream answered before the app saw it: counted in the metrics' refusals,
+/// as the HTTP/1 driver counts its refusals.
+fn refused_early(shared: &Shared, peer: SocketAddr, e: &RequestError) -> Response<ResponseBody> {
+    crate::metrics::global().request_refused(e.outcome().status);
+    refused(shared, peer, e)
 }
 
 fn internal_error(shared: &Shared, peer: SocketAddr) -> Response<ResponseBody> {
@@ -793,5 +933,24 @@ mod tests {
         drop(g);
         assert!(a.idle_until(zero, long).is_some());
         assert!(a.idle_until(long, zero).is_none());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stall_needs_a_response_waiting_and_no_progress() {
+        let a = Activity::new();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Nothing waits to be sent: a quiet connection is not stalled.
+        assert!(!a.write_stalled(Duration::ZERO));
+        a.set_waiting(true);
+        // Handing a frame over is progress.
+        assert!(!a.write_stalled(Duration::from_secs(60)));
+        let limit = Duration::from_millis(20);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(a.write_stalled(limit));
+        a.wrote();
+        assert!(!a.write_stalled(limit));
+        a.set_waiting(false);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(!a.write_stalled(Duration::ZERO));
     }
 }

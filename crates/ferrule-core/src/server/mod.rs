@@ -29,6 +29,7 @@ pub(crate) use respond::app_content_length;
 mod sendfile;
 mod stream;
 pub mod tls;
+pub mod unix;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +42,7 @@ use crate::config::ServerConfig;
 use crate::exchange::JobSender;
 use crate::http1::HeadLimits;
 use crate::log::AccessLog;
+pub use listen::{ListenAddr, Listener};
 
 /// After a failed `accept` (e.g. EMFILE), wait this long before trying again, so a full
 /// descriptor table does not turn the accept loop into a busy loop.
@@ -98,8 +100,8 @@ impl ShutdownHandle {
 pub struct Server {
     config: Arc<ServerConfig>,
     /// Taken by [`Server::run`], which closes them when it stops accepting.
-    listeners: Mutex<Vec<std::net::TcpListener>>,
-    addrs: Vec<SocketAddr>,
+    listeners: Mutex<Vec<Listener>>,
+    addrs: Vec<ListenAddr>,
     shutdown: ShutdownHandle,
     /// Opened at bind time, so a bad path fails before anything runs.
     access: Option<Arc<AccessLog>>,
@@ -118,14 +120,15 @@ pub struct Server {
     metrics: Mutex<Option<std::net::TcpListener>>,
 }
 
-/// Binds every address of `config.bind` (adopting `fd://N` descriptors). The caller announces
-/// them with [`announce_listening`] once it can take signals. With `reserve` (a master with `reuse_port`), addresses are
+/// Binds every address of `config.bind` (adopting `fd://N` descriptors, creating the socket
+/// files of `unix:PATH`). The caller announces them with [`announce_listening`] once it can
+/// take signals. With `reserve` (a master with `reuse_port`), TCP addresses are
 /// bound with `SO_REUSEPORT` but not listened on: each worker listens on its own socket
 /// ([`listen::rebind_reuse_port`]).
 pub fn bind_listeners(
     config: &ServerConfig,
     reserve: bool,
-) -> Result<(Vec<std::net::TcpListener>, Vec<SocketAddr>), ServeError> {
+) -> Result<(Vec<Listener>, Vec<ListenAddr>), ServeError> {
     let mut listeners = Vec::with_capacity(config.bind.len());
     let mut addrs = Vec::with_capacity(config.bind.len());
     let mut fds = Vec::new();
@@ -139,14 +142,12 @@ pub fn bind_listeners(
             }
             fds.push(fd);
         }
-        let bound = if reserve {
-            listen::bind_reserved(spec, config.backlog)
-        } else {
-            listen::bind(spec, config.backlog)
-        };
-        let listener = bound.map_err(|e| ServeError {
-            message: e.to_string(),
-        })?;
+        let listener =
+            listen::bind_listener(spec, config.backlog, reserve, config.unix_socket_mode).map_err(
+                |e| ServeError {
+                    message: e.to_string(),
+                },
+            )?;
         let addr = listener.local_addr().map_err(|e| ServeError {
             message: format!("cannot bind {spec}: {e}"),
         })?;
@@ -156,12 +157,13 @@ pub fn bind_listeners(
     Ok((listeners, addrs))
 }
 
-/// Logs `Listening at: http://ADDR (PID)` for each address: the line that tells operators and
-/// tests the server is ready. Logged only once the process handles SIGINT/SIGTERM, so a signal
-/// sent on seeing it is never met by a default disposition that would kill the process.
-pub fn announce_listening(addrs: &[SocketAddr]) {
+/// Logs `Listening at: http://ADDR (PID)` (`Listening at: unix:PATH (PID)`) for each address:
+/// the line that tells operators and tests the server is ready. Logged only once the process
+/// handles SIGINT/SIGTERM, so a signal sent on seeing it is never met by a default disposition
+/// that would kill the process.
+pub fn announce_listening(addrs: &[ListenAddr]) {
     for addr in addrs {
-        log::info!("Listening at: http://{addr} ({})", std::process::id());
+        log::info!("Listening at: {} ({})", addr.url(), std::process::id());
     }
 }
 
@@ -201,7 +203,7 @@ impl Server {
     /// [`crate::supervise`]); logs nothing, since the master logged `Listening at`.
     pub fn from_listeners(
         config: ServerConfig,
-        listeners: Vec<std::net::TcpListener>,
+        listeners: Vec<Listener>,
     ) -> Result<Server, ServeError> {
         config.validate().map_err(|e| ServeError {
             message: e.to_string(),
@@ -220,8 +222,8 @@ impl Server {
     /// fails before anything serves.
     fn assemble(
         config: ServerConfig,
-        listeners: Vec<std::net::TcpListener>,
-        addrs: Vec<SocketAddr>,
+        listeners: Vec<Listener>,
+        addrs: Vec<ListenAddr>,
         supervised: bool,
         metrics: Option<std::net::TcpListener>,
     ) -> Result<Server, ServeError> {
@@ -251,15 +253,27 @@ impl Server {
 
     /// Gives up the bound listeners (a master keeps them to hand to its workers); the server
     /// cannot run afterwards.
-    pub fn into_listeners(self) -> Vec<std::net::TcpListener> {
+    pub fn into_listeners(self) -> Vec<Listener> {
         match self.listeners.into_inner() {
             Ok(l) => l,
             Err(poisoned) => poisoned.into_inner(),
         }
     }
 
-    /// The bound addresses, in `bind` order (port 0 resolved).
+    /// The bound TCP addresses, in `bind` order (port 0 resolved); Unix sockets are left out
+    /// (see [`Server::listen_addrs`]).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs
+            .iter()
+            .filter_map(|a| match a {
+                ListenAddr::Tcp(a) => Some(*a),
+                ListenAddr::Unix(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every bound address, TCP and Unix, in `bind` order (port 0 resolved).
+    pub fn listen_addrs(&self) -> Vec<ListenAddr> {
         self.addrs.clone()
     }
 
@@ -320,11 +334,7 @@ impl Server {
         result
     }
 
-    async fn serve(
-        &self,
-        shared: Arc<Shared>,
-        listeners: Vec<std::net::TcpListener>,
-    ) -> Result<(), ServeError> {
+    async fn serve(&self, shared: Arc<Shared>, listeners: Vec<Listener>) -> Result<(), ServeError> {
         use tokio::signal::unix::{signal, SignalKind};
         let sig = |kind| {
             signal(kind).map_err(|e| ServeError {
@@ -381,12 +391,17 @@ impl Server {
         // One cap for the whole process, whichever listener a connection arrives on.
         let limit = Arc::new(overload::ConnLimit::new(self.config.worker_connections));
         for (listener, addr) in listeners.into_iter().zip(&self.addrs) {
-            let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| ServeError {
+            let listener = listen::Accepting::new(listener).map_err(|e| ServeError {
                 message: format!("cannot use listener {addr}: {e}"),
             })?;
+            // TLS is served on TCP listeners; a Unix socket's peer is a local front server.
+            let tls = match listener {
+                listen::Accepting::Tcp(_) => self.tls.clone(),
+                listen::Accepting::Unix { .. } => None,
+            };
             tokio::spawn(accept_loop(
                 listener,
-                self.tls.clone(),
+                tls,
                 Arc::clone(&shared),
                 Arc::clone(&limit),
                 done_tx.clone(),
@@ -401,7 +416,11 @@ impl Server {
             if let Err(e) = link.send(&Message::Ready) {
                 log::error!("cannot tell the master this worker is ready: {e}");
             }
-            tokio::spawn(heartbeat(Arc::clone(link), self.shutdown.clone()));
+            tokio::spawn(heartbeat(
+                Arc::clone(link),
+                self.shutdown.clone(),
+                self.worker_metrics(&shared),
+            ));
         } else if !self.supervised {
             // A lone process is the service's main process: tell systemd it serves.
             crate::supervise::notify::ready();
@@ -435,7 +454,24 @@ impl Server {
             _ = sigint.recv(), if !self.supervised => self.force_stop("int"),
             _ = sigterm.recv(), if !self.supervised => self.force_stop("term"),
         }
+        // Drained: the master gets this worker's final counts (heartbeats stop with the loop).
+        if let (Some(link), Some(snapshot)) = (&self.master, self.worker_metrics(&shared)) {
+            let last =
+                crate::supervise::Message::Metrics(crate::metrics::wire::encode(&snapshot()));
+            let _ = link.try_send(&last);
+        }
         Ok(())
+    }
+
+    /// A worker's metrics for its master's `--metrics-bind` (`None`: metrics are off).
+    fn worker_metrics(&self, shared: &Arc<Shared>) -> Option<crate::metrics::serve::SnapshotFn> {
+        self.config.metrics_bind.as_ref()?;
+        // Weak: as for the metrics listener below.
+        let weak = Arc::downgrade(shared);
+        Some(Arc::new(move || {
+            let queued = weak.upgrade().map_or(0, |s| s.jobs.len());
+            crate::metrics::global().snapshot(queued)
+        }))
     }
 
     /// Serves `--metrics-bind` (if bound) on this runtime until shutdown.
@@ -542,14 +578,24 @@ fn reopen_logs(access: Option<&AccessLog>) {
 
 /// A worker's heartbeat to its master, from the event loop (so it stops when the loop is
 /// stuck). A broken pipe means the master is gone: an orphaned worker would serve on with no
-/// one to restart or stop it, so it stops gracefully.
-async fn heartbeat(link: Arc<crate::supervise::MasterLink>, shutdown: ShutdownHandle) {
+/// one to restart or stop it, so it stops gracefully. With `metrics` (`--metrics-bind`) each
+/// heartbeat carries the worker's metrics snapshot for the master to sum; the last one is sent
+/// once the worker has drained (the task is then dropped with the runtime).
+async fn heartbeat(
+    link: Arc<crate::supervise::MasterLink>,
+    shutdown: ShutdownHandle,
+    metrics: Option<crate::metrics::serve::SnapshotFn>,
+) {
     use crate::supervise::Message;
     let mut tick = tokio::time::interval(crate::supervise::pipe::HEARTBEAT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let beat = || match &metrics {
+        Some(snapshot) => Message::Metrics(crate::metrics::wire::encode(&snapshot())),
+        None => Message::Heartbeat,
+    };
     loop {
         tick.tick().await;
-        match link.try_send(&Message::Heartbeat) {
+        match link.try_send(&beat()) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 log::error!("The master is gone: shutting down");
@@ -564,7 +610,7 @@ async fn heartbeat(link: Arc<crate::supervise::MasterLink>, shutdown: ShutdownHa
 /// Accepts connections on one listener until shutdown, one task per connection, at most
 /// `worker_connections` at a time (see [`overload`]).
 async fn accept_loop(
-    listener: tokio::net::TcpListener,
+    listener: listen::Accepting,
     tls: Option<Arc<tls::TlsConfig>>,
     shared: Arc<Shared>,
     limit: Arc<overload::ConnLimit>,
@@ -575,10 +621,7 @@ async fn accept_loop(
     let server_header: Arc<[u8]> = Arc::from(shared.server_header.as_slice());
     // A listener on a specific address knows every connection's local address; one on an
     // unspecified address (0.0.0.0, ::) asks each connection (one getsockname).
-    let local = listener
-        .local_addr()
-        .ok()
-        .filter(|a| !a.ip().is_unspecified());
+    let local = listener.fixed_local_addr();
     loop {
         // Without overload_503: at the cap, stop accepting until a connection closes (new
         // ones wait in the listen backlog).
@@ -599,7 +642,7 @@ async fn accept_loop(
             r = listener.accept() => r,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok(incoming) => {
                 if overload_503 {
                     permit = limit.try_admit(true);
                     if permit.is_none() {
@@ -609,28 +652,23 @@ async fn accept_loop(
                         if let Some(refusing) = limit.try_refusing().filter(|_| tls.is_none()) {
                             let header = Arc::clone(&server_header);
                             tokio::spawn(async move {
-                                overload::refuse(stream::Stream::Tcp(stream), header).await;
+                                overload::refuse(incoming.into_stream(), header).await;
                                 drop(refusing);
                             });
                         }
                         continue;
                     }
                 }
-                if let Err(e) = stream.set_nodelay(true) {
-                    log::debug!("cannot set TCP_NODELAY for {peer}: {e}");
-                }
-                let local = match local {
-                    Some(a) => a,
-                    None => match stream.local_addr() {
-                        Ok(a) => a,
-                        Err(_) => continue,
-                    },
+                let edged = match incoming {
+                    listen::Incoming::Tcp(stream, peer) => {
+                        tcp_edge(stream, peer, local, tls.as_deref(), &shared)
+                    }
+                    listen::Incoming::Unix(stream) => Some(unix_edge(stream)),
                 };
                 // The permit lives as long as the connection's task: its end frees the slot.
                 // (Handed to `serve` rather than held by a wrapping `async` block, which would
                 // store the connection's future twice in every task.)
-                let Some((stream, info)) = edge(stream, peer, local, tls.as_deref(), &shared)
-                else {
+                let Some((stream, info)) = edged else {
                     continue;
                 };
                 tokio::spawn(conn::serve(
@@ -649,5 +687,37 @@ async fn accept_loop(
             }
         }
     }
-    // The listener is dropped here: new connections are refused from now on.
+    // The listener is dropped here: new connections are refused from now on (and a Unix
+    // socket's file is removed, see `unix`).
+}
+
+/// A TCP connection's set-up: `TCP_NODELAY`, its local address (`local` when the listener's is
+/// specific), then [`edge`]. `None`: the connection was closed.
+fn tcp_edge(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    tls: Option<&tls::TlsConfig>,
+    shared: &Shared,
+) -> Option<(stream::Stream, crate::exchange::ConnInfo)> {
+    if let Err(e) = stream.set_nodelay(true) {
+        log::debug!("cannot set TCP_NODELAY for {peer}: {e}");
+    }
+    let local = match local {
+        Some(a) => a,
+        None => stream.local_addr().ok()?,
+    };
+    edge(stream, peer, local, tls, shared)
+}
+
+/// A Unix socket connection's info: no peer address (`REMOTE_ADDR` empty, `SERVER_NAME`
+/// from the request, see `crate::environ`), plain HTTP, and forwarding headers believed: only
+/// a local process that may write to the socket file connects, i.e. the front server the
+/// operator put there (`--forwarded-allow-ips` names addresses, which this peer has not).
+fn unix_edge(stream: tokio::net::UnixStream) -> (stream::Stream, crate::exchange::ConnInfo) {
+    let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut info = crate::exchange::ConnInfo::new(nowhere, nowhere, "http");
+    info.unix = true;
+    info.forwarding_trusted = true;
+    (stream::Stream::Unix(stream), info)
 }

@@ -93,6 +93,7 @@ impl ConnLimit {
 /// half-closes and drains briefly, all within [`REFUSE_TIME`]. The request is never read.
 pub(crate) async fn refuse(stream: Stream, server_header: Arc<[u8]>) {
     let o = RequestError::ConnectionLimit.outcome();
+    crate::metrics::global().request_refused(o.status);
     let mut buf = BytesMut::new();
     error_response_retry(&mut buf, o.status, o.reason, &server_header, o.retry_after);
     let answer = async {

@@ -28,9 +28,7 @@ use super::tls::TlsStream;
 #[derive(Debug)]
 pub(crate) enum Stream {
     Tcp(TcpStream),
-    // Built by the `unix:` listeners, which are not wired yet (ISSUE5); the driver and the
-    // HTTP/2 path already handle it.
-    #[allow(dead_code)]
+    /// From a `unix:PATH` listener.
     Unix(UnixStream),
     Tls(Box<TlsStream>),
 }

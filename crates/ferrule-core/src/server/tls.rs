@@ -6,10 +6,13 @@
 //!   Client certificates (`--cert-reqs`, gunicorn's `ssl.CERT_*` numbers): 0 none asked for,
 //!   1 asked for and verified against `--ca-certs` when sent (a connection without one goes
 //!   on), 2 required (a handshake without a valid one fails). 1 and 2 need `--ca-certs`.
-//! - ALPN (RFC 7301): we offer [`alpn_protocols`], `http/1.1` only for now. "In the event that
-//!   the server supports no protocols that the client advertises, then the server SHALL respond
-//!   with a fatal no_application_protocol alert": rustls does that. A client that offers no
-//!   ALPN gets HTTP/1.1.
+//! - ALPN (RFC 7301): we offer [`alpn_protocols`]: `h2` then `http/1.1` with `--http2`, else
+//!   `http/1.1` alone (like nginx's `http2 on`, HTTP/2 is opt-in; RFC 9113 §3.2: "The "h2"
+//!   string identifies the protocol where HTTP/2 uses TLS"). The server's order decides, so a
+//!   client offering both gets HTTP/2. "In the event that the server supports no protocols
+//!   that the client advertises, then the server SHALL respond with a fatal
+//!   no_application_protocol alert": rustls does that. A client that offers no ALPN gets
+//!   HTTP/1.1.
 //! - Reload: [`TlsConfig::reload`] re-reads the files (SIGHUP in a process without a master,
 //!   and in workers; a master's HUP replaces its workers, which load the files anew). A reload
 //!   that fails keeps the previous certificate and logs why. Connections already open keep
@@ -35,10 +38,14 @@ use tokio::net::TcpStream;
 use crate::config::ServerConfig;
 use crate::exchange::ClientCert;
 
-/// The ALPN protocol ids we offer, most preferred first. The HTTP/2 path adds `h2` here (and
-/// [`TlsStream::alpn_is_h2`] tells the driver which one a connection negotiated).
-pub(crate) fn alpn_protocols(_config: &ServerConfig) -> Vec<Vec<u8>> {
-    vec![b"http/1.1".to_vec()]
+/// The ALPN protocol ids we offer, most preferred first: `h2` only when HTTP/2 is on
+/// (`http2`); [`TlsStream::alpn_is_h2`] tells the driver which one a connection negotiated.
+pub(crate) fn alpn_protocols(config: &ServerConfig) -> Vec<Vec<u8>> {
+    if config.http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    }
 }
 
 /// Loading the TLS files failed; the message names the file and the reason.
@@ -314,6 +321,30 @@ impl TlsStream {
         }
     }
 
+    /// [`TlsStream::try_read_buf`] into a plain slice (the HTTP/2 path's `AsyncRead`):
+    /// decrypted bytes, `Ok(0)` at the end of the stream, `WouldBlock` when none are ready.
+    pub(crate) fn try_read(&self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.lock();
+        loop {
+            match conn.reader().read(out) {
+                Ok(n) => return Ok(n),
+                // The peer closed without close_notify (see `try_read_buf`).
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            conn.read_tls(&mut Sock(&self.tcp))?;
+            if let Err(e) = conn.process_new_packets() {
+                let _ = flush(&mut conn, &self.tcp);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            let _ = flush(&mut conn, &self.tcp);
+        }
+    }
+
     pub(crate) async fn readable(&self) -> io::Result<()> {
         if self.has_buffered() {
             return Ok(());
@@ -365,4 +396,20 @@ fn flush(conn: &mut ServerConnection, tcp: &TcpStream) -> io::Result<bool> {
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn h2_is_offered_only_with_http2() {
+        let mut config = ServerConfig::default();
+        assert_eq!(alpn_protocols(&config), vec![b"http/1.1".to_vec()]);
+        config.http2 = true;
+        assert_eq!(
+            alpn_protocols(&config),
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+    }
 }

@@ -27,8 +27,11 @@
 //! Liveness: a ready worker's event loop sends a heartbeat every second; one silent for
 //! [`HEARTBEAT_TIMEOUT`] (stopped, deadlocked, stuck in a blocking call) is killed with SIGKILL
 //! and replaced.
+//!
+//! Metrics (`--metrics-bind`): the heartbeats carry each worker's metrics snapshot, and the
+//! master serves their sum, its restarts by reason and each worker's RSS from this same loop
+//! (`crate::metrics::hub`: the listener is one more descriptor in the `poll`, no thread).
 
-use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -39,6 +42,8 @@ use super::{
     EXIT_MASTER_BOOT_FAILED,
 };
 use crate::config::ServerConfig;
+use crate::metrics::hub::{Hub, RestartReason};
+use crate::server::Listener;
 
 /// Respawn delay after a first unexpected worker death.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -80,6 +85,8 @@ struct Slot {
     lifetime: Option<Duration>,
     /// When it last sent anything (heartbeats included).
     last_seen: Instant,
+    /// Why the master replaces it, once it decided to (`ferrule_worker_restarts_total`).
+    restart: Option<RestartReason>,
 }
 
 impl Slot {
@@ -96,7 +103,7 @@ struct Stopping {
 
 pub(super) struct Master<'a> {
     config: &'a ServerConfig,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     hooks: &'a mut dyn ForkHooks,
     signals: Option<SignalPipe>,
     slots: Vec<Slot>,
@@ -118,6 +125,8 @@ pub(super) struct Master<'a> {
     /// USR2: how to start a new master, and the one started (until it is reaped).
     options: MasterOptions,
     new_master: Option<libc::pid_t>,
+    /// `--metrics-bind`: the workers' metrics, served from this loop.
+    metrics: Option<Hub>,
 }
 
 fn signal_pid(pid: libc::pid_t, sig: libc::c_int) {
@@ -153,13 +162,15 @@ fn describe_status(status: libc::c_int) -> String {
 impl<'a> Master<'a> {
     pub(super) fn new(
         config: &'a ServerConfig,
-        listeners: Vec<TcpListener>,
+        listeners: Vec<Listener>,
         hooks: &'a mut dyn ForkHooks,
         options: MasterOptions,
     ) -> Result<Master<'a>, SuperviseError> {
         let signals = SignalPipe::install()
             .map_err(|e| SuperviseError::io("cannot install the master's signal handlers", e))?;
         log::info!("Master started, {} workers", config.workers);
+        let metrics = Hub::bind(config, options.old_master.is_some())
+            .map_err(|message| SuperviseError { message })?;
         Ok(Master {
             config,
             listeners,
@@ -179,6 +190,7 @@ impl<'a> Master<'a> {
             hup_announced: false,
             options,
             new_master: None,
+            metrics,
         })
     }
 
@@ -194,6 +206,11 @@ impl<'a> Master<'a> {
                         signals.uninstall();
                     }
                     log::info!("Master exiting");
+                    if self.new_master.is_some() {
+                        // USR2: the new master serves on these sockets; their files stay.
+                        self.listeners.iter_mut().for_each(Listener::keep_file);
+                    }
+                    // Dropping the listeners removes the socket files this master created.
                     return Ok(Role::Exit(stop.code));
                 }
             }
@@ -203,6 +220,7 @@ impl<'a> Master<'a> {
                 self.on_signal(sig);
             }
             self.read_pipes();
+            self.serve_metrics();
             self.reap();
             self.enforce_deadlines();
             self.check_workers();
@@ -268,6 +286,7 @@ impl<'a> Master<'a> {
                 } else {
                     "replaced by a reload"
                 };
+                self.slots[i].restart.get_or_insert(RestartReason::Reload);
                 self.retire(i, why);
                 old_active -= 1;
             }
@@ -297,8 +316,10 @@ impl<'a> Master<'a> {
         if pid == 0 {
             self.hooks.after_fork_child();
             drop(read);
-            // The other workers' pipes and the self-pipe are the master's business.
+            // The other workers' pipes, the self-pipe and the metrics listener are the
+            // master's business.
             self.slots.clear();
+            self.metrics = None;
             if let Some(signals) = self.signals.take() {
                 signals.reset_in_child();
             }
@@ -341,6 +362,7 @@ impl<'a> Master<'a> {
             started: now,
             lifetime,
             last_seen: now,
+            restart: None,
         });
         Ok(None)
     }
@@ -478,6 +500,9 @@ impl<'a> Master<'a> {
         if self.stopping.is_none() && self.respawn_at > now {
             deadline = deadline.min(self.respawn_at);
         }
+        if let Some(at) = self.metrics.as_ref().and_then(Hub::deadline) {
+            deadline = deadline.min(at.max(now));
+        }
         let timeout = deadline.saturating_duration_since(now);
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.slots.len() + 1);
         if let Some(signals) = &self.signals {
@@ -495,6 +520,9 @@ impl<'a> Master<'a> {
                     revents: 0,
                 });
             }
+        }
+        if let Some(hub) = &self.metrics {
+            hub.poll_fds(&mut fds);
         }
         // Round up so a deadline 0.4 ms away does not spin.
         let ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
@@ -541,6 +569,15 @@ impl<'a> Master<'a> {
                         boot_failure.get_or_insert((slot.id, slot.pid, text));
                     }
                     Ok(Some(Message::Heartbeat)) => {}
+                    Ok(Some(Message::Metrics(bytes))) => {
+                        if let Some(Err(e)) = self
+                            .metrics
+                            .as_mut()
+                            .map(|hub| hub.worker_snapshot(slot.pid, &bytes))
+                        {
+                            log::warn!("Worker {} (pid {}) sent a {e}: ignored", slot.id, slot.pid);
+                        }
+                    }
                     Ok(Some(Message::Retiring(why))) => {
                         if slot.active() && !slot.outgoing {
                             log::info!(
@@ -550,6 +587,7 @@ impl<'a> Master<'a> {
                                 slot.pid
                             );
                             slot.outgoing = true;
+                            slot.restart = Some(RestartReason::of_retiring(&why));
                         }
                     }
                     Ok(None) => break,
@@ -611,6 +649,7 @@ impl<'a> Master<'a> {
                 // Exiting on its own; counted as retired so its exit is no new failure.
                 slot.kill_at
                     .get_or_insert_with(|| Instant::now() + graceful);
+                slot.restart = Some(RestartReason::BootFailure);
             } else if serving(slot) {
                 slot.outgoing = false;
                 slot.generation = generation;
@@ -641,6 +680,10 @@ impl<'a> Master<'a> {
                 continue; // not a worker (e.g. a process the preloaded app started)
             };
             let slot = self.slots.remove(i);
+            let restart = self.restart_reason(&slot, status);
+            if let Some(hub) = self.metrics.as_mut() {
+                hub.worker_exited(pid, restart);
+            }
             self.hooks.event(&MasterEvent::ChildExit {
                 id: slot.id,
                 pid,
@@ -655,6 +698,31 @@ impl<'a> Master<'a> {
                 log::error!("Worker {} (pid {pid}) {how}: replacing it", slot.id);
                 self.schedule_respawn();
             }
+        }
+    }
+
+    /// Why reaped worker `slot` (wait status `status`) is being replaced; `None` when it is not
+    /// (the master is stopping, or wants fewer workers).
+    fn restart_reason(&self, slot: &Slot, status: libc::c_int) -> Option<RestartReason> {
+        if self.stopping.is_some() {
+            None
+        } else if slot.restart.is_some() {
+            slot.restart
+        } else if !slot.active() {
+            None
+        } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_BOOT_FAILED {
+            Some(RestartReason::BootFailure)
+        } else {
+            Some(RestartReason::of_status(status))
+        }
+    }
+
+    /// `--metrics-bind`: accepts and answers metrics clients without blocking.
+    fn serve_metrics(&mut self) {
+        if let Some(hub) = self.metrics.as_mut() {
+            let workers: Vec<(u32, libc::pid_t)> =
+                self.slots.iter().map(|s| (s.id, s.pid)).collect();
+            hub.serve(&workers);
         }
     }
 
@@ -724,6 +792,7 @@ impl<'a> Master<'a> {
                 signal_pid(slot.pid, libc::SIGKILL);
                 slot.killed = true;
                 slot.kill_at = Some(now);
+                slot.restart = Some(RestartReason::HeartbeatTimeout);
                 continue;
             }
             if slot.outgoing || !slot.ready {
@@ -740,6 +809,7 @@ impl<'a> Master<'a> {
                     lifetime.as_secs_f64()
                 );
                 slot.outgoing = true;
+                slot.restart = Some(RestartReason::MaxLifetime);
                 continue;
             }
             if max_rss > 0 {
@@ -753,6 +823,7 @@ impl<'a> Master<'a> {
                         self.config.max_worker_memory
                     );
                     slot.outgoing = true;
+                    slot.restart = Some(RestartReason::MaxMemory);
                 }
             }
         }
@@ -784,15 +855,19 @@ impl<'a> Master<'a> {
 /// which only hold the addresses (a listener adopted with `fd://N` is shared as is). A worker
 /// that cannot bind exits with [`EXIT_BOOT_FAILED`]: the master reports it and stops, as for
 /// an app that does not load.
-fn own_listeners(inherited: Vec<TcpListener>, backlog: u32) -> Vec<TcpListener> {
+fn own_listeners(inherited: Vec<Listener>, backlog: u32) -> Vec<Listener> {
     let mut own = Vec::with_capacity(inherited.len());
     for listener in inherited {
-        if crate::server::listen::is_listening(&listener) {
-            own.push(listener);
-            continue;
-        }
+        let listener = match listener {
+            Listener::Tcp(l) if !crate::server::listen::is_listening(&l) => l,
+            // Listening already: adopted with `fd://N`, or a Unix socket.
+            shared => {
+                own.push(shared);
+                continue;
+            }
+        };
         match crate::server::listen::rebind_reuse_port(&listener, backlog) {
-            Ok(l) => own.push(l),
+            Ok(l) => own.push(Listener::Tcp(l)),
             Err(e) => {
                 let addr = listener
                     .local_addr()

@@ -21,9 +21,8 @@ pub mod reexec;
 pub mod signals;
 pub mod title;
 
-use std::net::TcpListener;
-
 use crate::config::ServerConfig;
+use crate::server::Listener;
 
 pub use pipe::{MasterLink, Message};
 pub use recycle::Recycler;
@@ -91,7 +90,7 @@ pub struct WorkerContext {
     /// 1, 2, 3, … in fork order; a replacement gets a new id.
     pub id: u32,
     /// The master's listeners, inherited (same sockets, shared accept queue).
-    pub listeners: Vec<TcpListener>,
+    pub listeners: Vec<Listener>,
     /// The write end of this worker's pipe to the master.
     pub link: MasterLink,
 }
@@ -141,7 +140,7 @@ pub struct MasterOptions {
 /// process; `hooks` run around every fork.
 pub fn supervise(
     config: &ServerConfig,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     hooks: &mut dyn ForkHooks,
 ) -> Result<Role, SuperviseError> {
     supervise_with(config, listeners, hooks, MasterOptions::default())
@@ -150,7 +149,7 @@ pub fn supervise(
 /// [`supervise`] with [`MasterOptions`].
 pub fn supervise_with(
     config: &ServerConfig,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     hooks: &mut dyn ForkHooks,
     options: MasterOptions,
 ) -> Result<Role, SuperviseError> {

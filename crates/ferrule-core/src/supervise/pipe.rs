@@ -27,6 +27,11 @@ pub enum Message {
     Retiring(String),
     /// The worker's event loop is alive (sent every [`HEARTBEAT_INTERVAL`]).
     Heartbeat,
+    /// A heartbeat carrying the worker's metrics (`--metrics-bind`): a snapshot encoded by
+    /// `metrics::wire` (at most `metrics::wire::MAX_ENCODED` bytes, so the frame fits in
+    /// `PIPE_BUF`). Kept encoded here: the master decodes it, and a snapshot it cannot read is
+    /// logged and ignored, never a reason to kill the worker.
+    Metrics(Vec<u8>),
 }
 
 /// How often a worker's event loop tells its master it is alive.
@@ -37,6 +42,7 @@ impl Message {
     const BOOT_FAILED: u8 = b'B';
     const RETIRING: u8 = b'X';
     const HEARTBEAT: u8 = b'H';
+    const METRICS: u8 = b'M';
 
     /// The frame for this message.
     pub fn encode(&self) -> Vec<u8> {
@@ -45,6 +51,7 @@ impl Message {
             Message::BootFailed(text) => (Self::BOOT_FAILED, text.as_bytes()),
             Message::Retiring(text) => (Self::RETIRING, text.as_bytes()),
             Message::Heartbeat => (Self::HEARTBEAT, b""),
+            Message::Metrics(bytes) => (Self::METRICS, bytes),
         };
         let payload = &payload[..payload.len().min(MAX_PAYLOAD)];
         let mut frame = Vec::with_capacity(HEADER + payload.len());
@@ -83,6 +90,8 @@ pub fn decode(buf: &mut Vec<u8>) -> Result<Option<Message>, FrameError> {
             String::from_utf8_lossy(&payload).into_owned(),
         ))),
         Message::HEARTBEAT if payload.is_empty() => Ok(Some(Message::Heartbeat)),
+        // The frame is whole whatever the payload holds: its checks are `metrics::wire`'s.
+        Message::METRICS => Ok(Some(Message::Metrics(payload))),
         other => Err(FrameError(format!("unknown message kind {other:#04x}"))),
     }
 }
@@ -203,6 +212,7 @@ mod tests {
         wire.extend(Message::BootFailed("Error: no module x".into()).encode());
         wire.extend(Message::Heartbeat.encode());
         wire.extend(Message::Retiring("max requests".into()).encode());
+        wire.extend(Message::Metrics(vec![1, 2, 3]).encode());
         let mut buf = Vec::new();
         let mut got = Vec::new();
         for byte in wire {
@@ -218,6 +228,7 @@ mod tests {
                 Message::BootFailed("Error: no module x".into()),
                 Message::Heartbeat,
                 Message::Retiring("max requests".into()),
+                Message::Metrics(vec![1, 2, 3]),
             ]
         );
         assert!(buf.is_empty());
@@ -229,6 +240,10 @@ mod tests {
         assert!(decode(&mut buf).is_err());
         let mut buf = vec![b'B', 0xff, 0xff, 0xff, 0xff];
         assert!(decode(&mut buf).is_err());
+        // A metrics payload that is no snapshot is still a whole frame: the master decodes
+        // the snapshot itself, and only logs a bad one.
+        let mut buf = Message::Metrics(vec![0; crate::metrics::wire::MAX_ENCODED + 1]).encode();
+        assert!(matches!(decode(&mut buf), Ok(Some(Message::Metrics(_)))));
     }
 
     #[test]

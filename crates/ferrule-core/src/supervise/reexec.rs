@@ -23,11 +23,11 @@
 //! `sigprocmask`, `execve`, `_exit`); everything is allocated before the fork.
 
 use std::ffi::{CString, OsString};
-use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStringExt;
 
 use super::signals;
+use crate::server::Listener;
 
 /// Environment variable holding the new master's binds (`fd://N` or addresses), comma-separated.
 pub const ENV_BINDS: &str = "_FERRULE_INHERIT_BINDS";
@@ -46,12 +46,13 @@ pub struct Reexec {
 }
 
 /// The bind list handed to the new master: `fd://N` for a listening socket, the bound address
-/// for a reserved (`reuse_port`) one.
-pub fn inherited_binds(listeners: &[TcpListener]) -> String {
+/// for a reserved (`reuse_port`) one. (A Unix socket always listens: the new master adopts it,
+/// and its socket file stays where it is.)
+pub fn inherited_binds(listeners: &[Listener]) -> String {
     listeners
         .iter()
         .map(|l| {
-            if crate::server::listen::is_listening(l) {
+            if l.is_listening() {
                 format!("fd://{}", l.as_raw_fd())
             } else {
                 l.local_addr()
@@ -73,7 +74,7 @@ fn cstring(s: OsString) -> std::io::Result<CString> {
 }
 
 /// Forks and execs the new master; returns its pid.
-pub fn spawn(plan: &Reexec, listeners: &[TcpListener]) -> std::io::Result<libc::pid_t> {
+pub fn spawn(plan: &Reexec, listeners: &[Listener]) -> std::io::Result<libc::pid_t> {
     let program = cstring(plan.program.clone())?;
     let argv: Vec<CString> = plan
         .argv
@@ -142,7 +143,7 @@ mod tests {
     fn binds_name_descriptors_or_addresses() {
         let listening = crate::server::listen::bind("127.0.0.1:0", 8).unwrap();
         let reserved = crate::server::listen::bind_reserved("127.0.0.1:0", 8).unwrap();
-        let text = inherited_binds(&[listening, reserved]);
+        let text = inherited_binds(&[Listener::Tcp(listening), Listener::Tcp(reserved)]);
         let parts: Vec<&str> = text.split(',').collect();
         assert!(parts[0].starts_with("fd://"), "{text}");
         assert!(parts[1].starts_with("127.0.0.1:"), "{text}");

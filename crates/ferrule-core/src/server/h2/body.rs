@@ -61,6 +61,15 @@ pub(crate) struct AccessEntry {
     pub(crate) response_headers: Vec<(Bytes, Bytes)>,
 }
 
+/// A stream counted in the metrics: in flight until its response body is done, then one
+/// request of `method` with the response's status and duration.
+#[derive(Debug)]
+pub(crate) struct Counted {
+    pub(crate) method: u8,
+    pub(crate) started: std::time::Instant,
+    pub(crate) in_flight: crate::metrics::InFlight,
+}
+
 /// A file being sent.
 #[derive(Debug)]
 pub(crate) struct FileOut {
@@ -83,6 +92,7 @@ pub(crate) struct ResponseBody {
     peer: SocketAddr,
     status: u16,
     access: Option<Box<AccessEntry>>,
+    counted: Option<Counted>,
 }
 
 impl ResponseBody {
@@ -97,6 +107,7 @@ impl ResponseBody {
             peer,
             status,
             access: None,
+            counted: None,
         }
     }
 
@@ -119,6 +130,11 @@ impl ResponseBody {
 
     pub(crate) fn with_access(mut self, access: Option<Box<AccessEntry>>) -> ResponseBody {
         self.access = access;
+        self
+    }
+
+    pub(crate) fn with_metrics(mut self, counted: Counted) -> ResponseBody {
+        self.counted = Some(counted);
         self
     }
 
@@ -262,6 +278,10 @@ impl Body for ResponseBody {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
+        if let Some(c) = self.counted.take() {
+            crate::metrics::global().request_done(c.method, self.status, c.started.elapsed());
+            drop(c.in_flight);
+        }
         if let Some(a) = self.access.take() {
             if let Some(log) = &a.shared.access {
                 log.log(&crate::server::access::Record {
