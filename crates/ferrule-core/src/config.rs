@@ -460,27 +460,27 @@ impl ServerConfig {
             .collect()
     }
     pub fn keepalive(&self) -> Duration {
-        Duration::from_secs_f64(self.keepalive_timeout)
+        seconds(self.keepalive_timeout)
     }
     pub fn header_read(&self) -> Duration {
-        Duration::from_secs_f64(self.header_timeout)
+        seconds(self.header_timeout)
     }
     pub fn body_read(&self) -> Duration {
-        Duration::from_secs_f64(self.body_timeout)
+        seconds(self.body_timeout)
     }
     pub fn write(&self) -> Duration {
-        Duration::from_secs_f64(self.write_timeout)
+        seconds(self.write_timeout)
     }
     pub fn graceful(&self) -> Duration {
-        Duration::from_secs_f64(self.graceful_timeout)
+        seconds(self.graceful_timeout)
     }
     /// The per-request deadline (`timeout`); `None` = none.
     pub fn request_deadline(&self) -> Option<Duration> {
-        (self.timeout > 0.0).then(|| Duration::from_secs_f64(self.timeout))
+        (self.timeout > 0.0).then(|| seconds(self.timeout))
     }
     /// A worker's maximum age (`max_worker_lifetime`); `None` = no limit.
     pub fn worker_lifetime(&self) -> Option<Duration> {
-        (self.max_worker_lifetime > 0.0).then(|| Duration::from_secs_f64(self.max_worker_lifetime))
+        (self.max_worker_lifetime > 0.0).then(|| seconds(self.max_worker_lifetime))
     }
     /// True when an option asks for worker recycling, which needs a master even for one worker.
     pub fn recycles(&self) -> bool {
@@ -488,7 +488,7 @@ impl ServerConfig {
     }
     /// How long a request may wait for an application thread; `None` = no limit.
     pub fn queue_wait(&self) -> Option<Duration> {
-        (self.queue_timeout > 0.0).then(|| Duration::from_secs_f64(self.queue_timeout))
+        (self.queue_timeout > 0.0).then(|| seconds(self.queue_timeout))
     }
     /// The HTTP/2 header list bound in bytes (`http2_max_header_list_size`, 0 =
     /// `limit_request_head`).
@@ -500,14 +500,33 @@ impl ServerConfig {
     }
     /// The HTTP/2 keep-alive PING interval; `None` = no PINGs.
     pub fn http2_keepalive(&self) -> Option<Duration> {
-        (self.http2_keepalive_interval > 0.0)
-            .then(|| Duration::from_secs_f64(self.http2_keepalive_interval))
+        (self.http2_keepalive_interval > 0.0).then(|| seconds(self.http2_keepalive_interval))
     }
+}
+
+/// A timeout in seconds as a `Duration`, cheaply: these are read on every request, and
+/// `Duration::from_secs_f64` (exact rounding, panics on bad input) costs several times a float
+/// multiply. Negative and NaN give zero, huge values saturate (`as` casts saturate).
+fn seconds(secs: f64) -> Duration {
+    Duration::from_nanos((secs * 1e9) as u64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_convert_like_from_secs_f64() {
+        for s in [0.0, 0.001, 0.5, 1.0, 2.5, 30.0, 75.25, 86_400.0] {
+            let ours = seconds(s);
+            let std = Duration::from_secs_f64(s);
+            let diff = ours.abs_diff(std);
+            assert!(diff <= Duration::from_nanos(1), "{s}: {ours:?} vs {std:?}");
+        }
+        assert_eq!(seconds(-1.0), Duration::ZERO);
+        assert_eq!(seconds(f64::NAN), Duration::ZERO);
+        assert_eq!(seconds(f64::INFINITY), Duration::from_nanos(u64::MAX));
+    }
 
     #[test]
     fn empty_json_gives_defaults() {

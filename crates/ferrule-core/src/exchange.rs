@@ -294,6 +294,10 @@ struct Queued {
 /// pipelined requests are handed over one after the other) and by the driver's
 /// `max_queued_requests` check. When every [`JobSender`] is dropped (the server stopped),
 /// receivers drain what is left and then get `None`.
+///
+/// Jobs travel boxed: a queue slot then holds a pointer, not a whole `Queued` (a few hundred
+/// bytes), and the channel's blocks of 31 slots, which it allocates and zeroes as the queue
+/// turns over, stay small (unboxed, zeroing them cost more per request than the box).
 pub fn job_queue() -> (JobSender, JobReceiver) {
     let (tx, rx) = crossbeam_channel::unbounded();
     (JobSender { tx }, JobReceiver { rx })
@@ -302,7 +306,7 @@ pub fn job_queue() -> (JobSender, JobReceiver) {
 /// The connection side of the job queue.
 #[derive(Debug, Clone)]
 pub struct JobSender {
-    tx: crossbeam_channel::Sender<Queued>,
+    tx: crossbeam_channel::Sender<Box<Queued>>,
 }
 
 impl JobSender {
@@ -312,7 +316,7 @@ impl JobSender {
     #[allow(clippy::result_large_err)]
     pub fn push(&self, job: Job) -> Result<(), Job> {
         self.tx
-            .send(Queued { job, claim: None })
+            .send(Box::new(Queued { job, claim: None }))
             .map_err(|e| e.0.job)
     }
 
@@ -322,10 +326,10 @@ impl JobSender {
     pub fn push_claimable(&self, job: Job) -> Result<QueueClaim, Job> {
         let claim = Arc::new(AtomicBool::new(false));
         self.tx
-            .send(Queued {
+            .send(Box::new(Queued {
                 job,
                 claim: Some(Arc::clone(&claim)),
-            })
+            }))
             .map_err(|e| e.0.job)?;
         Ok(QueueClaim { claim })
     }
@@ -358,7 +362,7 @@ impl QueueClaim {
 /// timeout, answered 503 by the connection) are dropped here without reaching the caller.
 #[derive(Debug, Clone)]
 pub struct JobReceiver {
-    rx: crossbeam_channel::Receiver<Queued>,
+    rx: crossbeam_channel::Receiver<Box<Queued>>,
 }
 
 impl JobReceiver {
@@ -403,7 +407,8 @@ impl JobReceiver {
 }
 
 /// The job, unless its connection withdrew it first.
-fn take(queued: Queued) -> Option<Job> {
+fn take(queued: Box<Queued>) -> Option<Job> {
+    let queued = *queued;
     match queued.claim {
         Some(claim) if claim.swap(true, Ordering::AcqRel) => None,
         _ => Some(queued.job),

@@ -13,12 +13,18 @@
 //! interned once per thread; `HTTP_*` keys seen before come from a bounded cache.
 //!
 //! The template also holds every CGI key and `wsgi.url_scheme`/`wsgi.input` with `None`, which
-//! each request overwrites (the two optional keys, `CONTENT_TYPE` and `CONTENT_LENGTH`, are
-//! deleted when the request has none). With those 22 entries the template's table already has
-//! room for 20 more, so the copy takes the table as it is and a request's `HTTP_*` keys go in
-//! without the dict growing (a dict built key by key grew three times per request).
+//! each request overwrites. With those 22 entries the template's table already has room for 20
+//! more, so the copy takes the table as it is and a request's `HTTP_*` keys go in without the
+//! dict growing (a dict built key by key grew three times per request). The two optional keys,
+//! `CONTENT_TYPE` and `CONTENT_LENGTH`, must be absent when the request has none: there is a
+//! template variant without each, so a request never pays for deleting them.
+//!
+//! Values repeat from request to request (method, protocol, host, client address, user
+//! agent...): each key remembers its last value and `str`, so a repeated value is a byte
+//! compare and a reference, not a decode and a later free.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::raw::c_char;
 
 use ferrule_core::environ::{cgi_variables, request_parts_forwarded, CgiKey, EnvKey};
@@ -37,8 +43,16 @@ use crate::input::Input;
 /// dozen header names; the bound stops a client inventing names from growing the cache.
 const HTTP_KEY_CACHE: usize = 128;
 
+/// Values up to this length are remembered per key (see [`LastValue`]); longer ones (cookies,
+/// long query strings) are decoded every time.
+const LAST_VALUE_MAX: usize = 128;
+
 /// Every bit of [`CgiKey::ALL`] set.
 const ALL_CGI_KEYS: u32 = (1 << CgiKey::ALL.len()) - 1;
+
+/// The CGI keys a request may lack (PEP 3333: `CONTENT_TYPE` and `CONTENT_LENGTH` "may be
+/// empty or absent"); the template has a variant for each combination of them.
+const OPTIONAL_KEYS: [CgiKey; 2] = [CgiKey::ContentType, CgiKey::ContentLength];
 
 /// What `wsgi.multithread`/`wsgi.multiprocess` report.
 #[derive(Debug, Clone, Copy)]
@@ -47,12 +61,75 @@ pub(crate) struct Concurrency {
     pub(crate) multiprocess: bool,
 }
 
+/// FNV-1a: the `HTTP_*` key cache's hasher. The keys are short header names, and the cache
+/// stops growing at [`HTTP_KEY_CACHE`] entries, so a client choosing colliding names can slow
+/// at most that many lookups; SipHash cost more than the rest of a key lookup.
+#[derive(Debug, Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// The last value a key had, as bytes and as the `str` made from them. Requests on a thread
+/// repeat most values (method, protocol, host, server name and port, client address, user
+/// agent...), and a `str` is immutable, so the same object serves every request with the same
+/// bytes: a compare instead of a decode, and nothing to free when the environ goes.
+#[derive(Debug, Default)]
+struct LastValue {
+    bytes: Vec<u8>,
+    text: Option<Py<PyString>>,
+}
+
+impl LastValue {
+    fn get<'py>(&mut self, py: Python<'py>, value: &[u8]) -> PyResult<Bound<'py, PyString>> {
+        if let Some(text) = &self.text {
+            if self.bytes == value {
+                return Ok(text.bind(py).clone());
+            }
+        }
+        let text = latin1(py, value)?;
+        if value.len() <= LAST_VALUE_MAX {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(value);
+            self.text = Some(text.clone().unbind());
+        }
+        Ok(text)
+    }
+}
+
+/// A cached `HTTP_*` key and its last value.
+#[derive(Debug)]
+struct HeaderKey {
+    key: Py<PyString>,
+    last: LastValue,
+}
+
 /// Per-thread environ builder.
 #[derive(Debug)]
 pub(crate) struct EnvironBuilder {
-    template: Py<PyDict>,
+    /// Indexed by which optional keys the request has (bit `i` = `OPTIONAL_KEYS[i]`): every
+    /// `wsgi.*` constant and CGI key, without the optional keys the request lacks.
+    templates: [Py<PyDict>; 4],
     cgi_keys: Vec<Py<PyString>>,
-    http_keys: HashMap<Vec<u8>, Py<PyString>>,
+    /// Indexed like `cgi_keys`.
+    cgi_last: Vec<LastValue>,
+    http_keys: HashMap<Vec<u8>, HeaderKey, BuildHasherDefault<Fnv>>,
     key_input: Py<PyString>,
     key_url_scheme: Py<PyString>,
     scheme_http: Py<PyString>,
@@ -63,35 +140,49 @@ pub(crate) struct EnvironBuilder {
 impl EnvironBuilder {
     pub(crate) fn new(py: Python<'_>, concurrency: Concurrency) -> PyResult<EnvironBuilder> {
         let errors = Py::new(py, Errors::default())?;
-        let template = PyDict::new(py);
-        template.set_item(PyString::intern(py, "wsgi.version"), (1, 0))?;
-        template.set_item(PyString::intern(py, "wsgi.errors"), errors.bind(py))?;
-        template.set_item(
+        let full = PyDict::new(py);
+        full.set_item(PyString::intern(py, "wsgi.version"), (1, 0))?;
+        full.set_item(PyString::intern(py, "wsgi.errors"), errors.bind(py))?;
+        full.set_item(
             PyString::intern(py, "wsgi.multithread"),
             concurrency.multithread,
         )?;
-        template.set_item(
+        full.set_item(
             PyString::intern(py, "wsgi.multiprocess"),
             concurrency.multiprocess,
         )?;
-        template.set_item(PyString::intern(py, "wsgi.run_once"), false)?;
-        template.set_item(PyString::intern(py, "wsgi.input_terminated"), true)?;
-        template.set_item(
+        full.set_item(PyString::intern(py, "wsgi.run_once"), false)?;
+        full.set_item(PyString::intern(py, "wsgi.input_terminated"), true)?;
+        full.set_item(
             PyString::intern(py, "wsgi.file_wrapper"),
             py.get_type::<FileWrapper>(),
         )?;
         for key in CgiKey::ALL {
-            template.set_item(PyString::intern(py, key.as_str()), py.None())?;
+            full.set_item(PyString::intern(py, key.as_str()), py.None())?;
         }
-        template.set_item(PyString::intern(py, "wsgi.url_scheme"), py.None())?;
-        template.set_item(PyString::intern(py, "wsgi.input"), py.None())?;
+        full.set_item(PyString::intern(py, "wsgi.url_scheme"), py.None())?;
+        full.set_item(PyString::intern(py, "wsgi.input"), py.None())?;
+        // The variants lacking optional keys: copies of the full template with those keys
+        // deleted. A copy keeps the table's size (22 entries' worth), so each still has room
+        // for 20 `HTTP_*` keys without growing.
+        let variant = |present: usize| -> PyResult<Py<PyDict>> {
+            let dict = full.copy()?;
+            for (i, key) in OPTIONAL_KEYS.iter().enumerate() {
+                if present & (1 << i) == 0 {
+                    dict.del_item(PyString::intern(py, key.as_str()))?;
+                }
+            }
+            Ok(dict.unbind())
+        };
+        let templates = [variant(0)?, variant(1)?, variant(2)?, full.unbind()];
         Ok(EnvironBuilder {
-            template: template.unbind(),
+            templates,
             cgi_keys: CgiKey::ALL
                 .iter()
                 .map(|k| PyString::intern(py, k.as_str()).unbind())
                 .collect(),
-            http_keys: HashMap::new(),
+            cgi_last: CgiKey::ALL.iter().map(|_| LastValue::default()).collect(),
+            http_keys: HashMap::default(),
             key_input: PyString::intern(py, "wsgi.input").unbind(),
             key_url_scheme: PyString::intern(py, "wsgi.url_scheme").unbind(),
             scheme_http: PyString::intern(py, "http").unbind(),
@@ -114,9 +205,6 @@ impl EnvironBuilder {
         forwarded: Option<&ForwardedView>,
         input: &Bound<'py, Input>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let env = self.template.bind(py).copy()?;
-        // Bit `k` set: CGI key `k` got its value.
-        let mut set: u32 = 0;
         // `--protocol uwsgi`: the front server's variables, not the server-side head.
         let (vars, https) = match forwarded.and_then(|f| f.uwsgi.as_deref()) {
             Some(uwsgi) => (uwsgi.cgi_variables(conn), uwsgi.scheme() == "https"),
@@ -126,19 +214,33 @@ impl EnvironBuilder {
                 (cgi_variables(parts), https)
             }
         };
+        // Bit `k` set: CGI key `k` gets a value.
+        let mut set: u32 = 0;
+        for (key, _) in &vars {
+            if let EnvKey::Cgi(k) = key {
+                set |= 1 << *k as u32;
+            }
+        }
+        let variant = OPTIONAL_KEYS
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| set & (1 << **k as u32) != 0)
+            .fold(0, |v, (i, _)| v | (1 << i));
+        let env = self.templates[variant].bind(py).copy()?;
         for (key, value) in vars {
-            let value = latin1(py, &value)?;
             match key {
                 EnvKey::Cgi(k) => {
-                    set |= 1 << k as u32;
-                    env.set_item(self.cgi_keys[k as usize].bind(py), value)?;
+                    let value = self.cgi_last[k as usize].get(py, &value)?;
+                    set_item(&env, self.cgi_keys[k as usize].bind(py), &value)?;
                 }
                 EnvKey::Http(name) => {
-                    let key = self.http_key(py, name)?;
-                    env.set_item(key, value)?;
+                    let (key, value) = self.http_item(py, name, &value)?;
+                    set_item(&env, &key, &value)?;
                 }
                 // Rare (TLS, forwarded https): interned on the spot.
-                EnvKey::Other(name) => env.set_item(PyString::intern(py, name), value)?,
+                EnvKey::Other(name) => {
+                    set_item(&env, &PyString::intern(py, name), &latin1(py, &value)?)?;
+                }
             }
         }
         let scheme = if https {
@@ -146,13 +248,16 @@ impl EnvironBuilder {
         } else {
             &self.scheme_http
         };
-        env.set_item(self.key_url_scheme.bind(py), scheme.bind(py))?;
-        env.set_item(self.key_input.bind(py), input)?;
-        // A key the request has no value for (PEP 3333: CONTENT_TYPE and CONTENT_LENGTH "may be
-        // empty or absent") is absent: the template's placeholders never reach the app.
-        if set != ALL_CGI_KEYS {
+        set_item(&env, self.key_url_scheme.bind(py), scheme.bind(py))?;
+        set_item(&env, self.key_input.bind(py), input)?;
+        // A key the request has no value for is absent: the template's placeholders never
+        // reach the app. The optional keys are handled by the template variant; others (e.g.
+        // `REMOTE_PORT` over a Unix socket) are deleted here.
+        let optional = OPTIONAL_KEYS.iter().fold(0u32, |m, k| m | (1 << *k as u32));
+        let missing = ALL_CGI_KEYS & !set & !optional;
+        if missing != 0 {
             for (i, key) in self.cgi_keys.iter().enumerate() {
-                if set & (1 << i) == 0 {
+                if missing & (1 << i) != 0 {
                     env.del_item(key.bind(py))?;
                 }
             }
@@ -160,19 +265,51 @@ impl EnvironBuilder {
         Ok(env)
     }
 
-    fn http_key<'py>(&mut self, py: Python<'py>, name: Vec<u8>) -> PyResult<Bound<'py, PyString>> {
-        if let Some(key) = self.http_keys.get(&name) {
-            return Ok(key.bind(py).clone());
+    /// The key and value `str`s of one `HTTP_*` entry.
+    fn http_item<'py>(
+        &mut self,
+        py: Python<'py>,
+        name: Vec<u8>,
+        value: &[u8],
+    ) -> PyResult<(Bound<'py, PyString>, Bound<'py, PyString>)> {
+        if let Some(cached) = self.http_keys.get_mut(&name) {
+            let value = cached.last.get(py, value)?;
+            return Ok((cached.key.bind(py).clone(), value));
         }
         // The core builds these keys from token characters (ASCII); anything else is not cached.
         let Ok(text) = std::str::from_utf8(&name) else {
-            return latin1(py, &name);
+            return Ok((latin1(py, &name)?, latin1(py, value)?));
         };
         let key = PyString::intern(py, text);
-        if self.http_keys.len() < HTTP_KEY_CACHE {
-            self.http_keys.insert(name, key.clone().unbind());
+        if self.http_keys.len() >= HTTP_KEY_CACHE {
+            return Ok((key, latin1(py, value)?));
         }
-        Ok(key)
+        let mut last = LastValue::default();
+        let value = last.get(py, value)?;
+        self.http_keys.insert(
+            name,
+            HeaderKey {
+                key: key.clone().unbind(),
+                last,
+            },
+        );
+        Ok((key, value))
+    }
+}
+
+/// `env[key] = value`, straight through the C API (the values are already Python objects).
+fn set_item<V>(
+    env: &Bound<'_, PyDict>,
+    key: &Bound<'_, PyString>,
+    value: &Bound<'_, V>,
+) -> PyResult<()> {
+    // SAFETY: three live objects (the GIL is held: `Bound`); PyDict_SetItem takes its own
+    // references and returns -1 with an exception set on failure.
+    let rc = unsafe { ffi::PyDict_SetItem(env.as_ptr(), key.as_ptr(), value.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(PyErr::fetch(env.py()))
     }
 }
 

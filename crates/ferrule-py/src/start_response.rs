@@ -163,8 +163,9 @@ fn response_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRes
             type_name(headers)
         )));
     };
-    let mut out = Vec::with_capacity(list.len());
-    let mut content_length: Option<Vec<u8>> = None;
+    let mut out: Vec<(Bytes, Bytes)> = Vec::with_capacity(list.len());
+    // Where the first Content-Length is in `out`.
+    let mut content_length: Option<usize> = None;
     for item in list.iter() {
         let Ok(pair) = item.cast::<PyTuple>() else {
             return Err(PyTypeError::new_err(format!(
@@ -192,45 +193,47 @@ fn response_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRes
             .map_err(|e| PyValueError::new_err(format!("response header {name:?}: value {e}")))?;
         check_header(&name_b, &value_b).map_err(PyValueError::new_err)?;
         if name_b.eq_ignore_ascii_case(b"content-length") {
-            if let Some(seen) = &content_length {
-                if *seen != value_b {
+            if let Some(at) = content_length {
+                if out[at].1 != value_b {
                     return Err(PyValueError::new_err(
                         "response headers have two different Content-Length values",
                     ));
                 }
                 continue;
             }
-            content_length = Some(value_b.clone());
+            content_length = Some(out.len());
         }
-        out.push((Bytes::from(name_b), Bytes::from(value_b)));
+        out.push((name_b, value_b));
     }
     Ok(ResponseHead {
         code,
-        status: Bytes::from(status),
+        status,
         headers: out,
     })
 }
 
 /// Encodes a `str` as latin-1 (ISO-8859-1), refusing characters above U+00FF.
-fn latin1(s: &Bound<'_, PyString>) -> Result<Vec<u8>, String> {
+fn latin1(s: &Bound<'_, PyString>) -> Result<Bytes, String> {
     let text = s
         .to_str()
         .map_err(|_| "is not valid text (lone surrogate)".to_owned())?;
     if text.is_ascii() {
-        return Ok(text.as_bytes().to_vec());
+        return Ok(Bytes::copy_from_slice(text.as_bytes()));
     }
     text.chars()
         .map(|c| u8::try_from(u32::from(c)).map_err(|_| format!("has non-latin-1 character {c:?}")))
-        .collect()
+        .collect::<Result<Vec<u8>, String>>()
+        .map(Bytes::from)
 }
 
 /// `NNN reason`: three digits (200-599), a space, a reason without control characters.
 fn check_status(status: &[u8]) -> Result<u16, String> {
-    let shown = String::from_utf8_lossy(status);
+    let shown = || String::from_utf8_lossy(status);
     let (digits, rest) = status.split_at(status.len().min(3));
     if digits.len() != 3 || !digits.iter().all(u8::is_ascii_digit) || rest.first() != Some(&b' ') {
         return Err(format!(
-            "status {shown:?} is not of the form '200 OK' (three digits, a space, a reason)"
+            "status {:?} is not of the form '200 OK' (three digits, a space, a reason)",
+            shown()
         ));
     }
     let code = digits
@@ -238,21 +241,23 @@ fn check_status(status: &[u8]) -> Result<u16, String> {
         .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
     if !(200..=599).contains(&code) {
         return Err(format!(
-            "status {shown:?}: code {code} is not a final status (200-599)"
+            "status {:?}: code {code} is not a final status (200-599)",
+            shown()
         ));
     }
     if rest[1..].iter().any(|&b| is_ctl(b)) {
-        return Err(format!("status {shown:?} contains a control character"));
+        return Err(format!("status {:?} contains a control character", shown()));
     }
     Ok(code)
 }
 
 /// A header name is a token, not hop-by-hop; its value has no control characters but HTAB.
 fn check_header(name: &[u8], value: &[u8]) -> Result<(), String> {
-    let shown = String::from_utf8_lossy(name);
+    let shown = || String::from_utf8_lossy(name);
     if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
         return Err(format!(
-            "response header name {shown:?} is not a valid token"
+            "response header name {:?} is not a valid token",
+            shown()
         ));
     }
     if HOP_BY_HOP
@@ -260,12 +265,14 @@ fn check_header(name: &[u8], value: &[u8]) -> Result<(), String> {
         .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
     {
         return Err(format!(
-            "response header {shown:?} is hop-by-hop; a WSGI application must not send it"
+            "response header {:?} is hop-by-hop; a WSGI application must not send it",
+            shown()
         ));
     }
     if value.iter().any(|&b| is_ctl(b)) {
         return Err(format!(
-            "response header {shown:?} has a control character (CR, LF, NUL...) in its value"
+            "response header {:?} has a control character (CR, LF, NUL...) in its value",
+            shown()
         ));
     }
     if name.eq_ignore_ascii_case(b"content-length")

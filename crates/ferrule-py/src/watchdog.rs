@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use ferrule_core::http1::RequestHead;
+use ferrule_core::http1::RequestSummary;
 use ferrule_core::supervise::Recycler;
 use pyo3::prelude::*;
 
@@ -62,10 +62,10 @@ pub(crate) const GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 struct InFlight {
     seq: u64,
-    thread: String,
+    thread: Arc<str>,
     started: Instant,
     sender: Arc<Sender>,
-    head: RequestHead,
+    head: RequestSummary,
     /// The deadline passed (looked at once).
     timed_out: bool,
     /// ... and the head had not gone out: answered 504, the thread must unwind.
@@ -90,12 +90,12 @@ enum Action {
     TimedOut {
         ident: c_ulong,
         seq: u64,
-        thread: String,
-        head: RequestHead,
+        thread: Arc<str>,
+        head: RequestSummary,
     },
     Stuck {
-        thread: String,
-        head: RequestHead,
+        thread: Arc<str>,
+        head: RequestSummary,
     },
 }
 
@@ -138,16 +138,16 @@ impl Watchdog {
     pub(crate) fn begin(
         &self,
         ident: c_ulong,
-        thread: &str,
+        thread: &Arc<str>,
         sender: &Arc<Sender>,
-        head: RequestHead,
+        head: RequestSummary,
     ) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(
             ident,
             InFlight {
                 seq,
-                thread: thread.to_owned(),
+                thread: Arc::clone(thread),
                 started: Instant::now(),
                 sender: Arc::clone(sender),
                 head,
@@ -174,7 +174,7 @@ impl Watchdog {
                 "{}: thread {} finally let go of {} after {:.1}s",
                 "Request timeout",
                 done.thread,
-                RequestHead::summary(&done.head),
+                done.head,
                 done.started.elapsed().as_secs_f64()
             );
         }
@@ -222,7 +222,7 @@ impl Watchdog {
                 log::error!(
                     "Request timeout: {} ran {secs:.1}s on thread {thread} without a response \
                      (answered 504); raising ferrule.RequestTimeout in the thread",
-                    RequestHead::summary(&head)
+                    head
                 );
                 let _ = inject.send((ident, seq));
             }
@@ -230,7 +230,7 @@ impl Watchdog {
                 let what = format!(
                     "{thread} in {}, {:.0}s after the request timeout: blocked in a call that \
                      ferrule.RequestTimeout cannot interrupt",
-                    RequestHead::summary(&head),
+                    head,
                     GRACE.as_secs_f64()
                 );
                 match &self.recycler {

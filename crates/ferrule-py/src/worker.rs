@@ -44,14 +44,17 @@ pub(crate) fn serve(
         .and_then(|t| t.getattr("name"))
         .and_then(|n| n.extract::<String>())
         .unwrap_or_else(|_| format!("{ident}"));
+    let thread_name: Arc<str> = thread_name.into();
     // A job already queued is taken with the GIL held: releasing and re-taking it between two
     // requests costs more than the request's own Python work (docs/architecture.md).
     while let Some(job) = jobs.try_recv().or_else(|| py.detach(|| jobs.recv())) {
         let Job { request, responder } = job;
         let sender = Sender::new(responder);
-        let head = request.head.clone();
+        // For log lines about this request after `serve_one` consumed it: shares the head's
+        // bytes, no copy.
+        let line = request.head.line();
         if let Some(dog) = watchdog {
-            dog.begin(ident, &thread_name, &sender, head.clone());
+            dog.begin(ident, &thread_name, &sender, line.clone());
         }
         let served = catch_unwind(AssertUnwindSafe(|| {
             serve_one(py, app, &mut env, request, &sender)
@@ -62,10 +65,7 @@ pub(crate) fn serve(
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
-            log::error!(
-                "internal error (panic) serving {}: {what}",
-                RequestHead::summary(&head)
-            );
+            log::error!("internal error (panic) serving {line}: {what}");
             sender.fail(py);
         }
         if let Some(dog) = watchdog {

@@ -135,6 +135,28 @@ pub struct RequestHead {
     expects_continue: bool,
 }
 
+/// The request line of a [`RequestHead`] ([`RequestHead::line`]), kept for log lines:
+/// displays as `"GET /path HTTP/1.1"`.
+#[derive(Debug, Clone)]
+pub struct RequestSummary {
+    buf: Bytes,
+    method: Span,
+    target: Span,
+    version: Version,
+}
+
+impl std::fmt::Display for RequestSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {}",
+            String::from_utf8_lossy(self.method.get(&self.buf)),
+            String::from_utf8_lossy(self.target.get(&self.buf)),
+            self.version.as_str()
+        )
+    }
+}
+
 /// Parses a request head from the front of `buf`. On `Complete`, the head's bytes (through the
 /// blank line) are split off `buf` (zero-copy) and `buf` starts at the body or the next
 /// pipelined request. Leading empty lines before a request line (RFC 9112 §2.2) are skipped.
@@ -565,6 +587,18 @@ impl RequestHead {
         )
     }
 
+    /// A cheap handle on the request line for log lines written later or on another thread
+    /// (the watchdog, a panic report): it shares the head's bytes (no allocation, no copy) and
+    /// formats as [`RequestHead::summary`] does.
+    pub fn line(&self) -> RequestSummary {
+        RequestSummary {
+            buf: self.buf.clone(),
+            method: self.method,
+            target: self.target,
+            version: self.version,
+        }
+    }
+
     /// The whole head as received (request line through the blank line).
     pub fn as_bytes(&self) -> &Bytes {
         &self.buf
@@ -751,6 +785,8 @@ mod tests {
         );
         assert_eq!(h.header(b"x-thing"), Some(&b"v a l"[..]));
         assert_eq!(h.header_count(), 2);
+        assert_eq!(h.summary(), "GET /a/b%20c?x=1&y HTTP/1.1");
+        assert_eq!(h.line().to_string(), h.summary());
     }
 
     #[test]

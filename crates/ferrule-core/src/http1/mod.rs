@@ -21,5 +21,5 @@ pub mod uri;
 
 pub use chunked::ChunkedDecoder;
 pub use error::{Outcome, RequestError};
-pub use head::{parse_head, BodyFraming, HeadLimits, Parsed, RequestHead, Version};
+pub use head::{parse_head, BodyFraming, HeadLimits, Parsed, RequestHead, RequestSummary, Version};
 pub use uri::percent_decode;
