@@ -83,8 +83,17 @@ def main() -> None:
     out = tmp / "callgrind.out"
     log = tmp / "server.log"
     cmd = [
-        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--collect-atstart=yes",
-        args.python, "-m", "ferrule", "--threads", str(args.threads), "-b", "127.0.0.1:0",
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        "--collect-atstart=yes",
+        args.python,
+        "-m",
+        "ferrule",
+        "--threads",
+        str(args.threads),
+        "-b",
+        "127.0.0.1:0",
         args.app,
     ]
     with open(log, "wb") as logf:
@@ -95,7 +104,9 @@ def main() -> None:
         while not port:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"server did not start:\n{log.read_text(errors='replace')}")
-            m = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text(errors="replace"))
+            m = re.search(
+                r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text(errors="replace")
+            )
             if m:
                 port = int(m.group(1))
             time.sleep(0.2)
@@ -111,13 +122,18 @@ def main() -> None:
     parts = [p for p in dumps if re.search(r"\.\d+$", p.name)]
     dump = parts[-1] if parts else dumps[-1]
     text = dump.read_text(errors="replace")
-    m = re.search(r"^summary: (\d+)", text, re.M) or re.search(r"^totals: (\d+)", text, re.M)
+    m = re.search(r"^summary: (\d+)", text, re.MULTILINE) or re.search(
+        r"^totals: (\d+)", text, re.MULTILINE
+    )
     if m is None:
         raise SystemExit(f"no totals in {dump}")
     total = int(m.group(1))
     print(f"{args.app}: {total / args.requests:,.0f} Ir/request ({dump})")
     ann = subprocess.run(
-        ["callgrind_annotate", "--inclusive=yes", str(dump)], capture_output=True, text=True
+        ["callgrind_annotate", "--inclusive=yes", str(dump)],
+        check=False,
+        capture_output=True,
+        text=True,
     ).stdout
     rows = [line for line in ann.splitlines() if re.match(r"^\s*[\d,]+ \(", line)]
     for line in rows[: args.top]:
