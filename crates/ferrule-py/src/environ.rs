@@ -54,6 +54,13 @@ const ALL_CGI_KEYS: u32 = (1 << CgiKey::ALL.len()) - 1;
 /// empty or absent"); the template has a variant for each combination of them.
 const OPTIONAL_KEYS: [CgiKey; 2] = [CgiKey::ContentType, CgiKey::ContentLength];
 
+/// The bits of [`OPTIONAL_KEYS`] in a set of CGI keys (bit `k` = `CgiKey` `k`).
+const OPTIONAL_BITS: [u32; 2] = [
+    1 << CgiKey::ContentType as u32,
+    1 << CgiKey::ContentLength as u32,
+];
+const OPTIONAL_MASK: u32 = OPTIONAL_BITS[0] | OPTIONAL_BITS[1];
+
 /// What `wsgi.multithread`/`wsgi.multiprocess` report.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Concurrency {
@@ -221,11 +228,9 @@ impl EnvironBuilder {
                 set |= 1 << *k as u32;
             }
         }
-        let variant = OPTIONAL_KEYS
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| set & (1 << **k as u32) != 0)
-            .fold(0, |v, (i, _)| v | (1 << i));
+        // Bit `i` of the variant: the request has `OPTIONAL_KEYS[i]`.
+        let variant = usize::from(set & OPTIONAL_BITS[0] != 0)
+            | usize::from(set & OPTIONAL_BITS[1] != 0) << 1;
         let env = self.templates[variant].bind(py).copy()?;
         for (key, value) in vars {
             match key {
@@ -253,8 +258,7 @@ impl EnvironBuilder {
         // A key the request has no value for is absent: the template's placeholders never
         // reach the app. The optional keys are handled by the template variant; others (e.g.
         // `REMOTE_PORT` over a Unix socket) are deleted here.
-        let optional = OPTIONAL_KEYS.iter().fold(0u32, |m, k| m | (1 << *k as u32));
-        let missing = ALL_CGI_KEYS & !set & !optional;
+        let missing = ALL_CGI_KEYS & !set & !OPTIONAL_MASK;
         if missing != 0 {
             for (i, key) in self.cgi_keys.iter().enumerate() {
                 if missing & (1 << i) != 0 {

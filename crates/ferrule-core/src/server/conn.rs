@@ -122,6 +122,9 @@ struct Conn {
     wbuf: BytesMut,
 }
 
+/// A head (or uwsgi packet) did not arrive whole within the header timeout.
+struct HeadTimedOut;
+
 /// What happens after a request.
 enum Next {
     KeepAlive,
@@ -328,23 +331,36 @@ impl Conn {
                     return None;
                 }
             }
-            let read = read_some(&self.stream, &mut self.buf, HEAD_READ);
-            match tokio::time::timeout_at(deadline.into(), read).await {
-                Ok(Ok(0)) => {
-                    log::debug!("{peer}: the client closed the connection mid-head");
-                    return None;
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    log::debug!("{peer}: closing: {e}");
-                    return None;
-                }
-                Err(_) => {
+            match self
+                .read_more(deadline, "the client closed the connection mid-head")
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(HeadTimedOut) => {
                     log::debug!("{peer}: header timeout");
                     self.refuse_with(RequestError::HeaderTimeout).await;
                     return None;
                 }
             }
+        }
+    }
+
+    /// One read of more head (or uwsgi packet) bytes, before `deadline`. `Ok(false)`: the
+    /// connection is done, logged as `closed` when the peer closed it.
+    async fn read_more(&mut self, deadline: Instant, closed: &str) -> Result<bool, HeadTimedOut> {
+        let read = read_some(&self.stream, &mut self.buf, HEAD_READ);
+        match tokio::time::timeout_at(deadline.into(), read).await {
+            Ok(Ok(0)) => {
+                log::debug!("{}: {closed}", self.info.peer);
+                Ok(false)
+            }
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(e)) => {
+                log::debug!("{}: closing: {e}", self.info.peer);
+                Ok(false)
+            }
+            Err(_) => Err(HeadTimedOut),
         }
     }
 
@@ -584,15 +600,7 @@ impl Conn {
             None => None,
         };
         // Hand-off, unless too many requests already wait for an application thread.
-        let max_queued = config.max_queued_requests;
-        if static_part.is_none() && max_queued != 0 && shared.jobs.len() >= max_queued {
-            log::debug!("{peer}: refused (503): {max_queued} requests already queued");
-            if let Some(held_back) = shared.queue_full_warn.check() {
-                log::warn!(
-                    "Request queue full ({max_queued} waiting for an application thread): \
-                     answering 503 ({held_back} more since the last warning)"
-                );
-            }
+        if static_part.is_none() && shared.queue_full(peer) {
             self.refuse_with(RequestError::QueueFull).await;
             return Next::Close;
         }
@@ -609,23 +617,9 @@ impl Conn {
         };
         // With a queue timeout, the job can be withdrawn while no thread has taken it.
         let queue_wait = config.queue_wait();
-        let pushed = match (static_part, queue_wait) {
-            // The channel is empty: the part fits; the job (and the request) is dropped here.
-            (Some(part), _) => {
-                let _ = job.responder.try_send(part);
-                Ok(None)
-            }
-            (None, Some(_)) => shared.jobs.push_claimable(job).map(Some),
-            (None, None) => shared.jobs.push(job).map(|()| None),
-        };
-        let claim = match pushed {
-            Ok(claim) => claim,
-            Err(job) => {
-                drop(job);
-                log::error!("{peer}: no application thread is taking requests");
-                self.refuse(503, "Service Unavailable").await;
-                return Next::Close;
-            }
+        let Ok(claim) = shared.hand_off(peer, job, static_part) else {
+            self.refuse(503, "Service Unavailable").await;
+            return Next::Close;
         };
 
         // The response, while the body (if streamed) keeps flowing to the app.
@@ -684,14 +678,7 @@ impl Conn {
         let written = match written {
             Some(w) => w,
             None => {
-                log::debug!("{peer}: refused (503): no application thread within {queue_wait:?}");
-                if let Some(held_back) = shared.queue_timeout_warn.check() {
-                    log::warn!(
-                        "Queue timeout: a request waited {:.1}s for an application thread and \
-                         was answered 503 ({held_back} more since the last warning)",
-                        queue_wait.map_or(0.0, |d| d.as_secs_f64())
-                    );
-                }
+                shared.log_queue_timeout(peer);
                 respond.refused(&RequestError::QueueTimeout).await
             }
         };

@@ -488,15 +488,7 @@ async fn exchange(
         None => None,
     };
     // Hand-off, unless too many requests already wait for an application thread.
-    let max_queued = config.max_queued_requests;
-    if static_part.is_none() && max_queued != 0 && shared.jobs.len() >= max_queued {
-        log::debug!("{peer}: refused (503): {max_queued} requests already queued");
-        if let Some(held_back) = shared.queue_full_warn.check() {
-            log::warn!(
-                "Request queue full ({max_queued} waiting for an application thread): \
-                 answering 503 ({held_back} more since the last warning)"
-            );
-        }
+    if static_part.is_none() && shared.queue_full(peer) {
         return refused_early(shared, peer, &RequestError::QueueFull);
     }
     // Forwarding headers from a trusted peer: believed, or a 400 when they cannot be.
@@ -530,23 +522,9 @@ async fn exchange(
         responder,
     };
     let queue_wait = config.queue_wait();
-    let pushed = match (static_part, queue_wait) {
-        // The channel is empty: the part fits; the job (and the request) is dropped here.
-        (Some(part), _) => {
-            let _ = job.responder.try_send(part);
-            Ok(None)
-        }
-        (None, Some(_)) => shared.jobs.push_claimable(job).map(Some),
-        (None, None) => shared.jobs.push(job).map(|()| None),
-    };
-    let claim = match pushed {
-        Ok(claim) => claim,
-        Err(job) => {
-            drop(job);
-            log::error!("{peer}: no application thread is taking requests");
-            crate::metrics::global().request_refused(503);
-            return error_response(shared, peer, 503, "Service Unavailable", None);
-        }
+    let Ok(claim) = shared.hand_off(peer, job, static_part) else {
+        crate::metrics::global().request_refused(503);
+        return error_response(shared, peer, 503, "Service Unavailable", None);
     };
 
     // The first part: the head (or why there is none).
@@ -566,17 +544,7 @@ async fn exchange(
                 () = queue_timer.as_mut(), if !timer_done => {
                     timer_done = true;
                     if claim.as_ref().is_some_and(|c| c.withdraw()) {
-                        log::debug!(
-                            "{peer}: refused (503): no application thread within {queue_wait:?}"
-                        );
-                        if let Some(held_back) = shared.queue_timeout_warn.check() {
-                            log::warn!(
-                                "Queue timeout: a request waited {:.1}s for an application \
-                                 thread and was answered 503 ({held_back} more since the last \
-                                 warning)",
-                                queue_wait.map_or(0.0, |d| d.as_secs_f64())
-                            );
-                        }
+                        shared.log_queue_timeout(peer);
                         let counted = Counted { method, started, in_flight };
                         return refused(shared, peer, &RequestError::QueueTimeout)
                             .map(|b| b.with_metrics(counted));

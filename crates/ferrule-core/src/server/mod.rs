@@ -21,6 +21,7 @@ mod body;
 mod conn;
 mod dn;
 mod h2;
+mod handoff;
 mod io;
 pub mod listen;
 mod overload;

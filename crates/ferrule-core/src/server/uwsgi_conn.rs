@@ -29,12 +29,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 
-use super::{Conn, Next, HEAD_READ};
+use super::{Conn, HeadTimedOut, Next};
 use crate::forwarded::ForwardedView;
 use crate::http1::{parse_head, HeadLimits, Parsed as HeadParsed, RequestError, RequestHead};
-use crate::server::io::read_some;
 use crate::uwsgi::{parse_packet, Parsed, UwsgiLimits, UwsgiRequest};
 
 /// Variables left out of the server-side head: they describe the front server's own
@@ -127,18 +126,11 @@ impl Conn {
                     return None;
                 }
             }
-            let read = read_some(&self.stream, &mut self.buf, HEAD_READ);
-            match tokio::time::timeout_at(deadline.into(), read).await {
-                Ok(Ok(0)) => {
-                    log::debug!("{peer}: the front server closed the connection mid-packet");
-                    return None;
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    log::debug!("{peer}: closing: {e}");
-                    return None;
-                }
-                Err(_) => {
+            let closed = "the front server closed the connection mid-packet";
+            match self.read_more(deadline, closed).await {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(HeadTimedOut) => {
                     log::debug!(
                         "{peer}: closing: no complete uwsgi packet within the header timeout"
                     );
@@ -168,18 +160,17 @@ pub(super) fn server_head(req: &UwsgiRequest) -> Result<RequestHead, RequestErro
     }
 }
 
-fn parse(bytes: Vec<u8>) -> Result<RequestHead, RequestError> {
-    let mut buf = BytesMut::from(&bytes[..]);
-    match parse_head(&mut buf, &UNBOUNDED)? {
+fn parse(mut head: BytesMut) -> Result<RequestHead, RequestError> {
+    match parse_head(&mut head, &UNBOUNDED)? {
         HeadParsed::Complete(head) => Ok(head),
         HeadParsed::Partial => Err(RequestError::Malformed("uwsgi request head incomplete")),
     }
 }
 
-fn build_head(req: &UwsgiRequest, fields: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+fn build_head(req: &UwsgiRequest, fields: bool) -> BytesMut {
+    let mut out = BytesMut::with_capacity(256);
     out.extend_from_slice(req.method());
-    out.push(b' ');
+    out.put_u8(b' ');
     out.extend_from_slice(&escaped_target(req.request_uri()));
     out.extend_from_slice(b" HTTP/1.0\r\n");
     if let crate::http1::BodyFraming::Length(n) = req.framing() {
@@ -219,14 +210,14 @@ fn build_head(req: &UwsgiRequest, fields: bool) -> Vec<u8> {
 }
 
 /// `USER_AGENT` → `User-Agent` (the CGI name mapping of RFC 3875 §4.1.18, reversed).
-fn push_field_name(out: &mut Vec<u8>, name: &[u8]) {
+fn push_field_name(out: &mut BytesMut, name: &[u8]) {
     let mut word_start = true;
     for &b in name {
         if b == b'_' {
-            out.push(b'-');
+            out.put_u8(b'-');
             word_start = true;
         } else {
-            out.push(if word_start {
+            out.put_u8(if word_start {
                 b
             } else {
                 b.to_ascii_lowercase()
@@ -355,12 +346,12 @@ mod tests {
 
     #[test]
     fn field_names_from_cgi_names() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         push_field_name(&mut out, b"X_FORWARDED_FOR");
-        assert_eq!(out, b"X-Forwarded-For");
+        assert_eq!(&out[..], b"X-Forwarded-For");
         out.clear();
         push_field_name(&mut out, b"DNT");
-        assert_eq!(out, b"Dnt");
+        assert_eq!(&out[..], b"Dnt");
     }
 
     #[test]

@@ -1,0 +1,78 @@
+//! Handing a request to an application thread, shared by the HTTP/1 driver (`conn.rs`, uwsgi
+//! included) and the HTTP/2 streams (`h2.rs`): the queue bound, the push (claimable when a
+//! queue timeout applies), a static file answered in the app's place, and the log lines of the
+//! refusals, so both protocols refuse and log alike. Each caller answers a refusal in its own
+//! framing through the outcome table ([`crate::http1::RequestError`]).
+//!
+//! - `max_queued_requests`: with that many jobs already waiting, the request is refused (503
+//!   with `Retry-After`, `RequestError::QueueFull`) before it is queued.
+//! - `queue_timeout`: a job no thread took within it is withdrawn and answered 503
+//!   (`RequestError::QueueTimeout`); the app never runs it.
+
+use std::net::SocketAddr;
+
+use super::Shared;
+use crate::exchange::{Job, QueueClaim, ResponsePart};
+
+/// No application thread is left to take jobs (the server is stopping or they all died):
+/// the caller answers 503.
+#[derive(Debug)]
+pub(crate) struct NoAppThreads;
+
+impl Shared {
+    /// True when `max_queued_requests` jobs already wait: the request must be refused. Logs
+    /// it (debug, and a rate-limited warning).
+    pub(crate) fn queue_full(&self, peer: SocketAddr) -> bool {
+        let max_queued = self.config.max_queued_requests;
+        if max_queued == 0 || self.jobs.len() < max_queued {
+            return false;
+        }
+        log::debug!("{peer}: refused (503): {max_queued} requests already queued");
+        if let Some(held_back) = self.queue_full_warn.check() {
+            log::warn!(
+                "Request queue full ({max_queued} waiting for an application thread): \
+                 answering 503 ({held_back} more since the last warning)"
+            );
+        }
+        true
+    }
+
+    /// Queues `job` for an application thread; with `static_part` (a `--static` file), sends
+    /// that part through the job's own channel instead (the channel is empty, so it fits) and
+    /// drops the job. The claim is `Some` when a queue timeout applies: the caller withdraws
+    /// the job with it once the timeout passes.
+    pub(crate) fn hand_off(
+        &self,
+        peer: SocketAddr,
+        job: Job,
+        static_part: Option<ResponsePart>,
+    ) -> Result<Option<QueueClaim>, NoAppThreads> {
+        let pushed = match (static_part, self.config.queue_wait()) {
+            (Some(part), _) => {
+                let _ = job.responder.try_send(part);
+                Ok(None)
+            }
+            (None, Some(_)) => self.jobs.push_claimable(job).map(Some),
+            (None, None) => self.jobs.push(job).map(|()| None),
+        };
+        pushed.map_err(|job| {
+            drop(job);
+            log::error!("{peer}: no application thread is taking requests");
+            NoAppThreads
+        })
+    }
+
+    /// Logs a request withdrawn after waiting `queue_timeout` for a thread (debug, and a
+    /// rate-limited warning).
+    pub(crate) fn log_queue_timeout(&self, peer: SocketAddr) {
+        let wait = self.config.queue_wait();
+        log::debug!("{peer}: refused (503): no application thread within {wait:?}");
+        if let Some(held_back) = self.queue_timeout_warn.check() {
+            log::warn!(
+                "Queue timeout: a request waited {:.1}s for an application thread and was \
+                 answered 503 ({held_back} more since the last warning)",
+                wait.map_or(0.0, |d| d.as_secs_f64())
+            );
+        }
+    }
+}
