@@ -36,12 +36,31 @@ pub(crate) enum Stream {
 impl Stream {
     /// Reads what is available into `buf`'s spare capacity; `WouldBlock` when nothing is.
     /// Counted in the metrics' bytes in.
+    ///
+    /// A read that returns fewer bytes than the space offered has drained the socket: its
+    /// readiness is then cleared, so the next attempt (the keep-alive wait after the response)
+    /// costs no `recv` that would only say `EAGAIN`. Bytes arriving later raise a new
+    /// edge-triggered event, which sets the readiness again (tokio clears only the readiness
+    /// it has seen, never an event it has not processed yet), so no wake-up is lost.
     pub(crate) fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        let spare = buf.capacity() - buf.len();
         let n = match self {
-            Stream::Tcp(s) => s.try_read_buf(buf),
-            Stream::Unix(s) => s.try_read_buf(buf),
-            Stream::Tls(s) => s.try_read_buf(buf),
-        }?;
+            Stream::Tcp(s) => {
+                let n = s.try_read_buf(buf)?;
+                if 0 < n && n < spare {
+                    clear_read_readiness(|f| s.try_io(tokio::io::Interest::READABLE, f));
+                }
+                n
+            }
+            Stream::Unix(s) => {
+                let n = s.try_read_buf(buf)?;
+                if 0 < n && n < spare {
+                    clear_read_readiness(|f| s.try_io(tokio::io::Interest::READABLE, f));
+                }
+                n
+            }
+            Stream::Tls(s) => s.try_read_buf(buf)?,
+        };
         crate::metrics::global().add_bytes_in(n);
         Ok(n)
     }
@@ -145,4 +164,10 @@ impl Stream {
             Stream::Tls(_) => Err(io::ErrorKind::Unsupported.into()),
         }
     }
+}
+
+/// Clears a socket's cached read readiness without a system call: `try_io` runs the closure
+/// only while the socket is marked readable, and a `WouldBlock` from it clears the mark.
+fn clear_read_readiness(try_io: impl FnOnce(fn() -> io::Result<()>) -> io::Result<()>) {
+    let _ = try_io(|| Err(io::ErrorKind::WouldBlock.into()));
 }
