@@ -13,7 +13,6 @@ extension, imported on first use too.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,15 +20,25 @@ if TYPE_CHECKING:
     from ferrule.config import Config
     from ferrule.server import serve
 
-try:
-    __version__ = version("ferrule")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+    __version__: str
 
 __all__ = ["Config", "RequestTimeout", "__version__", "serve"]
 
 
+def _version() -> str:
+    # importlib.metadata (email, zipfile, csv, ...) adds about 7 MB to the RSS of every
+    # process that imports it: looked up on first use of `__version__`, never by a server.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ferrule")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return _version()
     if name == "Config":
         from ferrule.config import Config
 

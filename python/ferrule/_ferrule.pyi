@@ -23,12 +23,19 @@ class Server:
     """One serving process: listeners, application threads' job queue, the network loop."""
 
     def __new__(
-        cls, config_json: str, app: Callable[..., Any], worker: Worker | None = None
+        cls,
+        config_json: str,
+        app: Callable[..., Any],
+        worker: Worker | None = None,
+        on_timeout: Callable[[int, str], object] | None = None,
     ) -> Self:
         """Parses the config (ValueError naming the setting), installs the error log and binds
         every listener (OSError naming the address); `run()` logs `Listening at: http://HOST:PORT
         (PID)` for each once it handles SIGINT/SIGTERM. With `worker` (in a forked worker), serves on the listeners the master
-        bound instead, and logs nothing."""
+        bound instead, and logs nothing. `on_timeout(thread_ident, request_line)` is called for
+        each request answered 504 by the request timeout, on ferrule's timeout thread with the
+        GIL held, before RequestTimeout is raised in the request's thread; an exception from it
+        is logged with its traceback."""
     @property
     def addresses(self) -> list[str]:
         """The bound `HOST:PORT` addresses (`[V6]:PORT` for IPv6, `unix:PATH` for a Unix

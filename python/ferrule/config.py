@@ -883,19 +883,18 @@ class Config:
         "Run the worker processes as this user (a name or a number), switched to after the "
         "fork and before the app is loaded; the master keeps its user (it bound the listeners "
         "and can re-exec on USR2). Implies a master, even with -w 1. Log files must be writable "
-        "by this user.",
+        "by this user; unix:PATH socket files are chowned to it.",
         SECTION_PROCESSES,
         flags=("-u", "--user"),
-        rust=False,
     )
     group: str | None = _option(
         None,
         _Text("GROUP", optional=True),
         "Run the worker processes with this group (a name or a number); with --user alone, that "
-        "user's primary group. Supplementary groups are dropped.",
+        "user's primary group. Supplementary groups are dropped. unix:PATH socket files are "
+        "chowned to it.",
         SECTION_PROCESSES,
         flags=("-g", "--group"),
-        rust=False,
     )
     umask: int | None = _option(
         None,

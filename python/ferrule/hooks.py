@@ -14,7 +14,7 @@ stored in `Config.hooks` and called here. Where each runs:
 | `pre_request(worker, req)` | worker | on the app thread, before the app is called |
 | `post_request(worker, req, environ, resp)` | worker | after the response (see below) |
 | `worker_int(worker)` | worker | the worker stopped because it received SIGINT |
-| `worker_abort(worker)` | - | accepted, not called: ferrule sends no SIGABRT; a request past `--timeout` gets ferrule.RequestTimeout raised in its thread |
+| `worker_abort(worker)` | worker | a request ran past `--timeout` and was answered 504 (see below) |
 | `worker_exit(server, worker)` | worker | the worker has stopped serving, just before it exits |
 | `child_exit(server, worker)` | master | a worker was reaped (`worker.exit_code` / `worker.exit_signal`) |
 | `on_reload(server)` | master | SIGHUP, before the new workers start |
@@ -25,6 +25,18 @@ Without a master (one process, `-w 1`), that process is both server and worker: 
 `post_fork` run once, with no fork between them, and the master-only hooks never run.
 The master's INT/QUIT kills its workers at once (SIGKILL), so `worker_int` runs in a worker that
 gets SIGINT itself (Ctrl-C in a terminal reaches every process of the group) or in a lone process.
+
+`worker_abort(worker)` runs at ferrule's equivalent of gunicorn's SIGABRT: when `--timeout`
+fires for a request (the app had not started its response; the client got 504), in the worker
+(or lone process) serving it, on ferrule's timeout thread with the GIL held, once per timed-out
+request, after the stuck thread's stack is logged and before ferrule.RequestTimeout is raised
+in it, so the request is still on that thread's stack (`sys._current_frames()`). It differs
+from gunicorn's: the timeout is per request, not a silent worker (a request whose response head
+went out is never timed out); it does not run on the request's thread, and while it holds the
+GIL no other Python thread of the process runs, so keep it short; and the worker does not exit
+afterwards: the thread unwinds and the worker serves on (under a master, a thread still stuck
+5 s after the timeout gets its worker replaced, with no second call). With `--timeout 0` it
+never runs.
 
 `post_request` runs once the body iterable is exhausted and closed; for a list or tuple body (the
 whole body known when the app returns) it runs when the app returns, so the response keeps its
@@ -350,6 +362,18 @@ class Hooks:
         worker.wsgi = app
         worker.booted = True
         self.call("post_worker_init", worker)
+
+    def on_timeout(self) -> Callable[[int, str], None] | None:
+        """The extension's `on_timeout` callback (`_ferrule.Server`), which runs
+        `worker_abort(worker)`; None (no callback) without that hook."""
+        if "worker_abort" not in self.functions:
+            return None
+        worker = self._this_worker()
+
+        def timed_out(thread_ident: int, request_line: str) -> None:
+            self.call("worker_abort", worker)
+
+        return timed_out
 
     def worker_stopped(self, interrupted: bool) -> None:
         """The worker's server returned: `worker_int` (if SIGINT stopped it), `worker_exit`."""

@@ -7,7 +7,20 @@
 """
 
 import os
-from urllib.parse import parse_qs
+
+# No stdlib import beyond `os`: the user-switch tests load this app in a worker running as
+# `nobody`, which cannot read a Python installed under /root (mode 0700) and so cannot import
+# a module the server did not load before the switch.
+
+
+def parse_qs(query: str) -> dict[str, list[str]]:
+    """`a=1&b=2` (no percent-decoding: the tests send plain values) as urllib's parse_qs."""
+    out: dict[str, list[str]] = {}
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if name:
+            out.setdefault(name, []).append(value)
+    return out
 
 
 def app(environ, start_response):

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -154,7 +156,73 @@ def test_access_log_counts_the_request(servers):
     exchange(srv.port, packet(nginx_vars(b"/hello?from=uwsgi")))
     srv.out.wait_for(r"/hello\?from=uwsgi", 10, before)
     line = srv.access_lines[-1]
-    assert line.startswith("203.0.113.9 ") and '"GET /hello?from=uwsgi HTTP/1.0" 200 11' in line
+    assert line.startswith("203.0.113.9 ") and '"GET /hello?from=uwsgi HTTP/1.1" 200 11' in line
+
+
+@pytest.mark.parametrize("protocol", ["HTTP/1.0", "HTTP/1.1", "HTTP/2.0"])
+def test_the_request_protocol_is_the_front_servers(servers, protocol):
+    # nginx passes the client's protocol in SERVER_PROTOCOL (HTTP/2.0 for an h2 client). The
+    # environ (PEP 3333: "the version of the protocol the client used") and the access log
+    # say it; the answer stays a close-delimited HTTP/1.1 reply whatever it is.
+    srv = servers["uwsgi"]
+    before = len(srv.access_lines)
+    target = f"/environ?proto={protocol}".encode()
+    raw = exchange(srv.port, packet(nginx_vars(target, SERVER_PROTOCOL=protocol.encode())))
+    status, headers, _ = split(raw)
+    assert status == "HTTP/1.1 200 OK" and headers["connection"] == "close"
+    assert "transfer-encoding" not in headers
+    assert environ(raw)["SERVER_PROTOCOL"] == protocol
+    srv.out.wait_for(rf"proto={protocol}", 10, before)
+    (line,) = [ln for ln in srv.access_lines[before:] if f"proto={protocol}" in ln]
+    assert f'"GET /environ?proto={protocol} {protocol}" 200 ' in line, line
+
+
+def test_uwsgi_over_a_unix_socket_logs_the_packets_client():
+    # The front server's connection has no address; the packet names the client. Without
+    # REMOTE_ADDR in the packet there is no client address at all: empty in the environ, null
+    # in the JSON log, never the 0.0.0.0 placeholder.
+    sock_dir = tempfile.mkdtemp(prefix="ferrule-uw-", dir="/tmp")  # short: sockaddr_un
+    path = os.path.join(sock_dir, "uwsgi.sock")
+    srv = FerruleProcess(
+        "basic_app", "--protocol", "uwsgi", "--bind", f"unix:{path}",
+        "--access-logfile", "-", "--access-log-json",
+    )  # fmt: skip
+    try:
+        srv.start()
+        srv.wait_for_log(rf"Listening at: unix:{path} ")
+
+        def over_unix(data: bytes) -> bytes:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(10)
+                s.connect(path)
+                s.sendall(data)
+                out = b""
+                while chunk := s.recv(65536):
+                    out += chunk
+            return out
+
+        env = environ(over_unix(packet(nginx_vars(b"/environ?n=1", SERVER_PROTOCOL=b"HTTP/2.0"))))
+        assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("203.0.113.9", "51234")
+        anonymous = [(k, v) for k, v in nginx_vars(b"/environ?n=2") if not k.startswith(b"REMOTE_")]
+        env = environ(over_unix(packet(anonymous)))
+        assert env["REMOTE_ADDR"] == ""
+        srv.out.wait_for(r"n=2", 10)
+        records = {r["query"]: r for r in map(json.loads, srv.access_lines)}
+        first, second = records["n=1"], records["n=2"]
+        assert (first["remote_addr"], first["remote_port"]) == ("203.0.113.9", 51234)
+        assert first["protocol"] == "HTTP/2.0"
+        assert (second["remote_addr"], second["remote_port"]) == (None, None)
+        assert second["protocol"] == "HTTP/1.1"
+        # The error log names a Unix socket peer as such, not by the placeholder address.
+        mark = srv.mark()
+        assert over_unix(b"GET / HTTP/1.1\r\n\r\n") == b""
+        line = srv.wait_for_log(r"invalid uwsgi packet", since=mark)
+        assert "] unix socket: closing: invalid uwsgi packet" in line, line
+        assert not srv.problems(), srv.problems()
+    finally:
+        if srv.proc is not None:
+            srv.stop()
+        shutil.rmtree(sock_dir, ignore_errors=True)
 
 
 def post(body: bytes, length: int | None = None) -> bytes:

@@ -143,6 +143,8 @@ def test_usr2_does_not_kill_a_lone_process_or_a_worker(ferrule_server):
     assert lone.get("/").status == 200
     srv = ferrule_server(APP, "-w", "2")
     workers = wait_children(srv.pid, 2)
+    # Both workers must have their signal handlers in place before the USR2 arrives.
+    srv.wait_for_log(r"Worker 1 \(pid \d+\) ready")
     srv.wait_for_log(r"Worker 2 \(pid \d+\) ready")
     for pid in workers:
         os.kill(pid, signal.SIGUSR2)  # as `kill -USR2 -PGID` would

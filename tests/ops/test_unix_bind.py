@@ -9,7 +9,9 @@ signal, and it shows TCP and Unix binds mix.
 
 from __future__ import annotations
 
+import json
 import os
+import pwd
 import re
 import signal
 import socket
@@ -127,6 +129,61 @@ def test_mode_bits(ferrule_server, sock_dir, args, umask, mode):
     assert stat.S_ISSOCK(st.st_mode)
     assert stat.S_IMODE(st.st_mode) == mode, oct(st.st_mode)
     assert environ_over(path)["REMOTE_ADDR"] == ""
+
+
+def test_json_access_log_names_no_address_for_a_unix_peer(ferrule_server, sock_dir):
+    # Over the socket the client has no address: the environ's REMOTE_ADDR is empty (no
+    # REMOTE_PORT), the text log's %(h)s is "-" (above), the JSON log's keys are null; never
+    # the 0.0.0.0 placeholder.
+    path = sock_dir / "app.sock"
+    srv = ferrule_server(
+        APP, "--bind", f"unix:{path}", "--access-logfile", "-", "--access-log-json"
+    )
+    env = environ_over(path)
+    assert env["REMOTE_ADDR"] == "" and "REMOTE_PORT" not in env
+    assert srv.get("/hello").status == 200
+    srv.out.wait_for(r'"path":"/hello"', 10)
+    over_unix, over_tcp = (json.loads(line) for line in srv.access_lines)
+    assert (over_unix["path"], over_unix["remote_addr"], over_unix["remote_port"]) == (
+        "/environ",
+        None,
+        None,
+    )
+    assert over_tcp["remote_addr"] == "127.0.0.1" and over_tcp["remote_port"] > 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+@pytest.mark.parametrize(
+    ("args", "owner"),
+    [
+        (("--user", "nobody"), ("nobody", "nobody's")),  # the user and its primary group
+        (("--user", "nobody", "--group", "4321"), ("nobody", 4321)),
+        (("--group", "4321"), ("root", 4321)),
+    ],
+    ids=["user", "user-and-group", "group"],
+)
+def test_socket_file_is_given_to_the_workers_user_and_group(ferrule_server, sock_dir, args, owner):
+    # As gunicorn does: the master (root) binds, then gives the file to whom the workers become,
+    # so the mode's owner and group bits (default 0o660) are theirs.
+    nobody = pwd.getpwnam("nobody")
+    uid = {"nobody": nobody.pw_uid, "root": 0}[owner[0]]
+    gid = nobody.pw_gid if owner[1] == "nobody's" else owner[1]
+    path = sock_dir / "app.sock"
+    # (An app that imports nothing the master has not: nobody may not read the stdlib here.)
+    srv = ferrule_server("process_app:app", "--bind", f"unix:{path}", *args)
+    st = path.lstat()
+    assert (st.st_uid, st.st_gid) == (uid, gid)
+    assert stat.S_IMODE(st.st_mode) == 0o660
+    # The worker, running as that user, serves over the socket; the master removes the file.
+    srv.wait_for_log(r"Worker 1 \(pid \d+\) ready")
+    with UnixClient(path) as c:
+        c.send(rawhttp.build_request("GET", "/ids"))
+        resp = c.read_response()
+    assert resp.status == 200
+    assert [int(n) for n in resp.body.split()[:2]] == [uid, gid]
+    srv.send_signal(signal.SIGTERM)
+    assert srv.wait_exit() == 0
+    assert not path.exists()
 
 
 def test_stale_socket_file_is_replaced(ferrule_server, sock_dir):

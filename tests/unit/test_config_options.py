@@ -135,8 +135,6 @@ def test_python_only_options_are_not_sent():
         "preload",
         "pythonpath",
         "raw_env",
-        "user",
-        "group",
         "umask",
         "daemon",
     }

@@ -170,6 +170,12 @@ pub struct ServerConfig {
     pub max_worker_memory: u64,
     /// Recycle a worker after this many seconds; 0 = never. Needs a master.
     pub max_worker_lifetime: f64,
+    /// The workers' user (`--user`, a name or a number; the Python side switches them to it
+    /// after the fork). The socket files of `unix:PATH` binds are chowned to it
+    /// (`crate::server::unix`).
+    pub user: Option<String>,
+    /// The workers' group (`--group`), likewise; with `user` alone, that user's primary group.
+    pub group: Option<String>,
     /// Each worker listens on its own `SO_REUSEPORT` socket bound to the same address (the
     /// kernel spreads connections evenly); the master only holds the address.
     pub reuse_port: bool,
@@ -266,6 +272,8 @@ impl Default for ServerConfig {
             max_requests_jitter: DEFAULT_MAX_REQUESTS_JITTER,
             max_worker_memory: DEFAULT_MAX_WORKER_MEMORY_MIB,
             max_worker_lifetime: DEFAULT_MAX_WORKER_LIFETIME_SECS,
+            user: None,
+            group: None,
             backlog: DEFAULT_BACKLOG,
             max_buffered_body: DEFAULT_MAX_BUFFERED_BODY,
             limit_request_line: DEFAULT_LIMIT_REQUEST_LINE,

@@ -47,6 +47,21 @@ pub struct ConnInfo {
     pub forwarding_trusted: bool,
     /// Over TLS, the client's verified certificate (mutual TLS), `None` when it sent none.
     pub client_cert: Option<Arc<ClientCert>>,
+    /// `--protocol uwsgi`: what the front server's packet says that the server-side head
+    /// cannot (for the access log; the app's environ comes from the packet itself).
+    pub uwsgi: Option<UwsgiFacts>,
+}
+
+/// What a uwsgi packet says about its request beyond the server-side HTTP/1.0 head (which only
+/// frames the reply): the client's protocol and which client variables it had. Small and
+/// `Copy`, since it travels in every [`ConnInfo`] (it fits in the struct's padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UwsgiFacts {
+    /// `SERVER_PROTOCOL` (`HTTP/d` or `HTTP/d.d`) as its two digits (`None`: no minor).
+    pub version: (u8, Option<u8>),
+    /// The packet had `REMOTE_ADDR` (then [`ConnInfo::peer`] holds it) and `REMOTE_PORT`.
+    pub remote_addr: bool,
+    pub remote_port: bool,
 }
 
 impl ConnInfo {
@@ -60,6 +75,7 @@ impl ConnInfo {
             unix: false,
             forwarding_trusted: false,
             client_cert: None,
+            uwsgi: None,
         }
     }
 }

@@ -49,12 +49,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[pymethods]
 impl Server {
     #[new]
-    #[pyo3(signature = (config_json, app, worker=None))]
+    #[pyo3(signature = (config_json, app, worker=None, on_timeout=None))]
     fn new(
         py: Python<'_>,
         config_json: &str,
         app: Py<PyAny>,
         worker: Option<PyRef<'_, Worker>>,
+        on_timeout: Option<Py<PyAny>>,
     ) -> PyResult<Server> {
         let config = ServerConfig::from_json(config_json).map_err(CoreError::from)?;
         init_error_log(config.log_level, &config.error_log).map_err(CoreError::from)?;
@@ -78,9 +79,13 @@ impl Server {
                 .map_err(CoreError::from)?,
         };
         let watchdog = match core.config().request_deadline() {
-            Some(deadline) => Some(Watchdog::start(deadline, recycler.clone()).map_err(|e| {
-                PyRuntimeError::new_err(format!("cannot start the request watchdog: {e}"))
-            })?),
+            // `on_timeout(thread_ident, request_line)`: the watchdog calls it for each request
+            // answered 504 (the `worker_abort` hook); unused without a deadline.
+            Some(deadline) => Some(
+                Watchdog::start(deadline, recycler.clone(), on_timeout).map_err(|e| {
+                    PyRuntimeError::new_err(format!("cannot start the request watchdog: {e}"))
+                })?,
+            ),
             None => None,
         };
         let addresses = core

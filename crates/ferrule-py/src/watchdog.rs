@@ -14,7 +14,15 @@
 //!    `traceback`) and `ferrule.RequestTimeout` injected into it with
 //!    `PyThreadState_SetAsyncExc`, by a second thread that takes the GIL (so a GIL-holding app
 //!    delays only this step). `RequestTimeout` derives from `BaseException`, like
-//!    `KeyboardInterrupt`, so an app's `except Exception:` does not swallow it;
+//!    `KeyboardInterrupt`, so an app's `except Exception:` does not swallow it. Between the two,
+//!    that thread calls the `on_timeout` callback, if one was given (`Server(...,
+//!    on_timeout=f)`: `f(thread_ident, request_line)`; the Python side runs gunicorn's
+//!    `worker_abort(worker)` hook from it). It runs with the GIL held while the timed-out
+//!    request is still on its thread's stack (`sys._current_frames()` shows it), once per
+//!    timed-out request; an exception from it is logged with its traceback and the injection
+//!    goes on. A callback that blocks holds up the injections (and every Python thread, while
+//!    it keeps the GIL); the 504s and the `GRACE` check below are the watchdog thread's, which
+//!    takes no GIL, so they go on;
 //! 3. if the thread is still on that request [`GRACE`] later (an injected exception is only
 //!    raised when the thread runs Python bytecode: a thread blocked in one C call, e.g. a lock
 //!    wait or a socket read without timeout, never sees it), the worker asks its master for a
@@ -40,6 +48,7 @@ use ferrule_core::http1::RequestSummary;
 use ferrule_core::supervise::Recycler;
 use pyo3::prelude::*;
 
+use crate::response::log_exception;
 use crate::sender::Sender;
 
 pyo3::create_exception!(
@@ -83,6 +92,8 @@ pub(crate) struct Watchdog {
     next_seq: AtomicU64,
     /// In a forked worker: asks the master for a replacement.
     recycler: Option<Arc<Recycler>>,
+    /// Called by the injector (GIL held) for each timed-out request, before the injection.
+    on_timeout: Option<Py<PyAny>>,
 }
 
 /// What the watchdog thread found on one tick.
@@ -101,15 +112,19 @@ enum Action {
 
 impl Watchdog {
     /// Starts the watchdog and injector threads; they end when the returned `Arc` is dropped.
+    /// `on_timeout(thread_ident, request_line)` runs in the injector thread for each request
+    /// answered 504 (see the module docs).
     pub(crate) fn start(
         deadline: Duration,
         recycler: Option<Arc<Recycler>>,
+        on_timeout: Option<Py<PyAny>>,
     ) -> std::io::Result<Arc<Watchdog>> {
         let dog = Arc::new(Watchdog {
             deadline,
             running: Mutex::new(HashMap::new()),
             next_seq: AtomicU64::new(0),
             recycler,
+            on_timeout,
         });
         let (inject_tx, inject_rx) = mpsc::channel::<(c_ulong, u64)>();
         let weak = Arc::downgrade(&dog);
@@ -251,13 +266,16 @@ impl Watchdog {
         }
     }
 
-    /// Logs the stack of thread `ident` and raises `RequestTimeout` in it, if it still runs
-    /// request `seq` (the injector thread, GIL held).
+    /// Logs the stack of thread `ident`, calls `on_timeout` and raises `RequestTimeout` in the
+    /// thread, if it still runs request `seq` (the injector thread, GIL held).
     fn inject(&self, py: Python<'_>, ident: c_ulong, seq: u64) {
         let still = |g: &HashMap<c_ulong, InFlight>| g.get(&ident).is_some_and(|r| r.seq == seq);
-        if !still(&self.lock()) {
-            return;
-        }
+        // The guard is dropped before any Python code runs: Python code may release the GIL,
+        // and an application thread takes `running` with the GIL held.
+        let head = match self.lock().get(&ident).filter(|r| r.seq == seq) {
+            Some(r) => r.head.clone(),
+            None => return,
+        };
         // May release the GIL (reading source lines): checked again below.
         match stack_of(py, ident) {
             Ok(Some(stack)) => log::error!(
@@ -266,6 +284,17 @@ impl Watchdog {
             ),
             Ok(None) => {}
             Err(e) => log::error!("Request timeout: cannot format the thread's stack: {e}"),
+        }
+        if let Some(callback) = &self.on_timeout {
+            // The request is still on the thread's stack for the callback to look at; it may
+            // release the GIL too: checked again below.
+            if let Err(e) = callback.call1(py, (ident, head.to_string())) {
+                log_exception(
+                    py,
+                    &e,
+                    &format!("Request timeout: the on_timeout callback raised (for {head}):"),
+                );
+            }
         }
         let mut running = self.lock();
         if !still(&running) {

@@ -9,8 +9,8 @@
 //! `%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"` (Apache's combined format).
 //! Directives (gunicorn's set, same meanings):
 //!
-//! - `h` peer IP address (`-` over a Unix socket); `l` `-`; `u` user name of HTTP Basic
-//!   auth, else `-`;
+//! - `h` the client's IP address ([`client`]: `-` over a Unix socket); `l` `-`; `u` user name
+//!   of HTTP Basic auth, else `-`;
 //! - `t` `[21/Nov/2026:06:33:00 +0000]` (log time, UTC; brackets included, as in gunicorn);
 //! - `r` request line `METHOD TARGET PROTOCOL`; `m` method; `U` path (still percent-encoded);
 //!   `q` query string; `H` protocol; `s` status;
@@ -18,6 +18,19 @@
 //! - `T` duration in whole seconds, `M` in milliseconds, `D` in microseconds, `L` in decimal
 //!   seconds (`0.001234`); `p` `<PID>`;
 //! - `{name}i` request header, `{name}o` response header, `{var}e` environ variable.
+//!
+//! The client ([`client`]) is the connection's peer (the PROXY header's source when one was
+//! read; forwarding headers are the app's business, not the log's), or with `--protocol uwsgi`
+//! the packet's `REMOTE_ADDR`/`REMOTE_PORT`. A Unix socket peer has no address: the environ
+//! says so with an empty `REMOTE_ADDR` and no `REMOTE_PORT` (as gunicorn), the text format
+//! with `-` (CLF's "no value"), JSON with `null`; never the `0.0.0.0` placeholder.
+//!
+//! With `--protocol uwsgi` the packet has the last word (`ConnInfo::uwsgi`): `H`, `r`, the
+//! JSON `protocol` and `{SERVER_PROTOCOL}e` show its `SERVER_PROTOCOL` (the client's protocol,
+//! e.g. `HTTP/2.0`: the server-side head is HTTP/1.0 only to frame the reply, see
+//! `uwsgi_conn`), and the client is its `REMOTE_ADDR`/`REMOTE_PORT`, as in the app's environ.
+//! Other `{var}e` variables come from the server-side head (its fields are the packet's
+//! `HTTP_*` variables).
 //!
 //! Duration: from the moment the request head was parsed to the end of the response.
 //! `{var}e` is answered in Rust, without Python: the CGI variables of the request as the app
@@ -32,18 +45,21 @@
 //! `\xHH`) so a request cannot forge or break a log line.
 //!
 //! JSON (`access_log_json`): one object per line, fixed keys in this order: `time` (RFC 3339,
-//! UTC, milliseconds), `remote_addr`, `remote_port`, `method`, `path`, `query`, `protocol`,
+//! UTC, milliseconds), `remote_addr`, `remote_port` (`null` when unknown, see above), `method`,
+//! `path`, `query`, `protocol`,
 //! `status`, `bytes`, `duration_ms` (float), `referer`, `user_agent` (`null` when absent),
 //! `request_id` (only with `--request-id`), `pid`.
 //! Strings are RFC 8259 strings: `"`, `\` and control characters escaped, bytes that are valid
 //! UTF-8 kept as such, other bytes read as latin-1 (one character per byte, as WSGI does).
 
+use std::borrow::Cow;
 use std::fmt::Write;
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::environ::{cgi_variables, request_parts, EnvKey};
+use crate::environ::{cgi_variables, request_parts, CgiKey, EnvKey, EnvVar};
 use crate::exchange::ConnInfo;
 use crate::http1::RequestHead;
 
@@ -265,20 +281,85 @@ fn request_header<'a>(head: &'a RequestHead, name: &[u8]) -> Option<&'a [u8]> {
         .map(|(_, v)| v)
 }
 
+/// The client the log names (see the module docs): its address and, when known, its port;
+/// `None` for a Unix socket peer (and a uwsgi packet over one without `REMOTE_ADDR`). The same
+/// rules as the environ's `REMOTE_ADDR`/`REMOTE_PORT` ([`crate::environ::cgi_variables`],
+/// [`crate::uwsgi::UwsgiRequest::cgi_variables`]).
+pub(crate) fn client(conn: &ConnInfo) -> Option<(IpAddr, Option<u16>)> {
+    let (ip, port) = (conn.peer.ip(), conn.peer.port());
+    match conn.uwsgi {
+        // `serve_uwsgi` put the packet's client in `peer`.
+        Some(facts) if facts.remote_addr => Some((ip, facts.remote_port.then_some(port))),
+        _ if conn.unix => None,
+        _ => Some((ip, Some(port))),
+    }
+}
+
+/// The protocol as the log shows it: `HTTP/1.1`, or a uwsgi packet's `HTTP/2.0`.
+enum Protocol {
+    Head(&'static str),
+    /// `HTTP/` and one or two digits.
+    Uwsgi([u8; 8], usize),
+}
+
+impl Protocol {
+    fn of(conn: &ConnInfo, head: &RequestHead) -> Protocol {
+        match conn.uwsgi {
+            Some(facts) => {
+                let mut text = *b"HTTP/0.0";
+                let (major, minor) = facts.version;
+                text[5] = b'0' + major % 10;
+                let len = match minor {
+                    Some(minor) => {
+                        text[7] = b'0' + minor % 10;
+                        8
+                    }
+                    None => 6,
+                };
+                Protocol::Uwsgi(text, len)
+            }
+            None => Protocol::Head(head.version().as_str()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Protocol::Head(s) => s.as_bytes(),
+            Protocol::Uwsgi(text, len) => &text[..*len],
+        }
+    }
+}
+
+/// How error-log lines name a connection's client: `IP:PORT` (`[V6]:PORT`), or `unix socket`
+/// for a Unix socket peer (whose `peer` is the `0.0.0.0:0` placeholder).
+pub(crate) struct PeerLabel<'a>(pub(crate) &'a ConnInfo);
+
+impl std::fmt::Display for PeerLabel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match client(self.0) {
+            None => f.write_str("unix socket"),
+            Some((ip, Some(port))) => write!(f, "{}", std::net::SocketAddr::new(ip, port)),
+            Some((ip, None)) => write!(f, "{ip}"),
+        }
+    }
+}
+
 fn render_text(pieces: &[Piece], rec: &Record<'_>, now: SystemTime) -> String {
     let head = rec.head;
     let mut out = String::with_capacity(160);
     // Computed once, only when a `{var}e` asks for it.
-    let mut environ: Option<Vec<(EnvKey, std::borrow::Cow<'_, [u8]>)>> = None;
+    let mut environ: Option<Vec<EnvVar<'_>>> = None;
     let micros = rec.duration.as_micros();
     for piece in pieces {
         match piece {
             Piece::Literal(s) => out.push_str(s),
             // A Unix socket peer has no address: `-`, as for any unknown field.
-            Piece::RemoteAddr if rec.conn.unix => out.push('-'),
-            Piece::RemoteAddr => {
-                let _ = write!(out, "{}", rec.conn.peer.ip());
-            }
+            Piece::RemoteAddr => match client(rec.conn) {
+                Some((ip, _)) => {
+                    let _ = write!(out, "{ip}");
+                }
+                None => out.push('-'),
+            },
             Piece::Dash => out.push('-'),
             Piece::User => match basic_user(request_header(head, b"authorization")) {
                 Some(user) => push_escaped(&mut out, &user),
@@ -294,12 +375,12 @@ fn render_text(pieces: &[Piece], rec: &Record<'_>, now: SystemTime) -> String {
                 out.push(' ');
                 push_escaped(&mut out, head.target());
                 out.push(' ');
-                out.push_str(head.version().as_str());
+                push_escaped(&mut out, Protocol::of(rec.conn, head).as_bytes());
             }
             Piece::Method => push_escaped(&mut out, head.method()),
             Piece::Path => push_escaped(&mut out, head.path()),
             Piece::Query => push_escaped(&mut out, head.query()),
-            Piece::Protocol => out.push_str(head.version().as_str()),
+            Piece::Protocol => push_escaped(&mut out, Protocol::of(rec.conn, head).as_bytes()),
             Piece::Status => {
                 let _ = write!(out, "{}", rec.status);
             }
@@ -335,8 +416,7 @@ fn render_text(pieces: &[Piece], rec: &Record<'_>, now: SystemTime) -> String {
             }
             Piece::Environ(name) if name == "wsgi.url_scheme" => out.push_str(rec.conn.scheme),
             Piece::Environ(name) => {
-                let vars =
-                    environ.get_or_insert_with(|| cgi_variables(request_parts(head, rec.conn)));
+                let vars = environ.get_or_insert_with(|| log_variables(head, rec.conn));
                 let value = vars.iter().find_map(|(k, v)| {
                     let key: &[u8] = match k {
                         EnvKey::Cgi(c) => c.as_str().as_bytes(),
@@ -350,6 +430,32 @@ fn render_text(pieces: &[Piece], rec: &Record<'_>, now: SystemTime) -> String {
         }
     }
     out
+}
+
+/// The CGI variables `{var}e` answers from: the request's, with a uwsgi packet's protocol and
+/// client (see the module docs).
+fn log_variables<'a>(head: &'a RequestHead, conn: &'a ConnInfo) -> Vec<EnvVar<'a>> {
+    let mut vars = cgi_variables(request_parts(head, conn));
+    if conn.uwsgi.is_some() {
+        let protocol = Protocol::of(conn, head).as_bytes().to_vec();
+        let client = client(conn);
+        vars.retain(|(k, _)| {
+            !matches!(
+                k,
+                EnvKey::Cgi(CgiKey::ServerProtocol | CgiKey::RemoteAddr | CgiKey::RemotePort)
+            )
+        });
+        vars.push((EnvKey::Cgi(CgiKey::ServerProtocol), Cow::Owned(protocol)));
+        // As `UwsgiRequest::cgi_variables`: both always present, empty when unknown.
+        let (addr, port) = match client {
+            Some((ip, port)) => (ip.to_string().into_bytes(), port),
+            None => (Vec::new(), None),
+        };
+        let port = port.map_or_else(Vec::new, |p| p.to_string().into_bytes());
+        vars.push((EnvKey::Cgi(CgiKey::RemoteAddr), Cow::Owned(addr)));
+        vars.push((EnvKey::Cgi(CgiKey::RemotePort), Cow::Owned(port)));
+    }
+    vars
 }
 
 fn push_or_dash(out: &mut String, value: Option<&[u8]>) {
@@ -457,17 +563,27 @@ fn render_json(rec: &Record<'_>, now: SystemTime, request_id: bool) -> String {
         day % 60,
         since.subsec_millis()
     );
-    let _ = write!(
-        out,
-        ",\"remote_addr\":\"{}\",\"remote_port\":{}",
-        rec.conn.peer.ip(),
-        rec.conn.peer.port()
-    );
+    let (addr, port) = match client(rec.conn) {
+        Some((ip, port)) => (Some(ip), port),
+        None => (None, None),
+    };
+    match addr {
+        Some(ip) => {
+            let _ = write!(out, ",\"remote_addr\":\"{ip}\"");
+        }
+        None => out.push_str(",\"remote_addr\":null"),
+    }
+    match port {
+        Some(p) => {
+            let _ = write!(out, ",\"remote_port\":{p}");
+        }
+        None => out.push_str(",\"remote_port\":null"),
+    }
     for (key, value) in [
         ("method", head.method()),
         ("path", head.path()),
         ("query", head.query()),
-        ("protocol", head.version().as_str().as_bytes()),
+        ("protocol", Protocol::of(rec.conn, head).as_bytes()),
     ] {
         let _ = write!(out, ",\"{key}\":");
         push_json_string(&mut out, value);
@@ -647,6 +763,124 @@ User-Agent: t/1\r\nAuthorization: Basic dXNlcjpwYXNz\r\nX-Q: a\"b\r\n\r\n";
                 .to_owned()
                 + &std::process::id().to_string()
                 + "}"
+        );
+    }
+
+    fn json_line(conn: &ConnInfo, h: &RequestHead) -> serde_json::Value {
+        let rec = Record {
+            conn,
+            head: h,
+            status: 200,
+            body_bytes: 1,
+            duration: Duration::from_millis(1),
+            response_headers: &[],
+        };
+        let line = AccessFormat(Kind::Json { request_id: false }).render(&rec, UNIX_EPOCH);
+        serde_json::from_str(&line).unwrap()
+    }
+
+    fn text_line(format: &str, conn: &ConnInfo, h: &RequestHead) -> String {
+        let rec = Record {
+            conn,
+            head: h,
+            status: 200,
+            body_bytes: 1,
+            duration: Duration::from_millis(1),
+            response_headers: &[],
+        };
+        AccessFormat::compile(format, false)
+            .unwrap()
+            .render(&rec, UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_unix_socket_peer_has_no_address() {
+        let mut c = ConnInfo::new(
+            "0.0.0.0:0".parse().unwrap(),
+            "0.0.0.0:0".parse().unwrap(),
+            "http",
+        );
+        c.unix = true;
+        let h = head(REQ);
+        let json = json_line(&c, &h);
+        assert!(json["remote_addr"].is_null(), "{json}");
+        assert!(json["remote_port"].is_null(), "{json}");
+        // The environ's REMOTE_ADDR is empty and REMOTE_PORT absent: `-` for the latter.
+        assert_eq!(
+            text_line("%(h)s|%({remote_addr}e)s|%({remote_port}e)s", &c, &h),
+            "-||-"
+        );
+        assert_eq!(PeerLabel(&c).to_string(), "unix socket");
+        // A TCP peer is named as it is.
+        let json = json_line(&conn(), &h);
+        assert_eq!(
+            (&json["remote_addr"], &json["remote_port"]),
+            (&"10.1.2.3".into(), &5555.into())
+        );
+        assert_eq!(PeerLabel(&conn()).to_string(), "10.1.2.3:5555");
+    }
+
+    /// A uwsgi connection as `serve_uwsgi` leaves it: `peer` is the packet's client when it
+    /// named one.
+    fn uwsgi_conn(client: Option<&str>, port: bool, unix: bool) -> ConnInfo {
+        let front = if unix { "0.0.0.0:0" } else { "127.0.0.1:40000" };
+        let mut c = ConnInfo::new(front.parse().unwrap(), front.parse().unwrap(), "http");
+        c.unix = unix;
+        if let Some(ip) = client {
+            c.peer = std::net::SocketAddr::new(ip.parse().unwrap(), if port { 51234 } else { 0 });
+        }
+        c.uwsgi = Some(crate::exchange::UwsgiFacts {
+            version: (2, Some(0)),
+            remote_addr: client.is_some(),
+            remote_port: client.is_some() && port,
+        });
+        c
+    }
+
+    #[test]
+    fn uwsgi_requests_are_logged_as_the_packet_says() {
+        // The server-side head of a uwsgi request is HTTP/1.0 (close-delimited framing).
+        let h = head(b"GET /p?q=1 HTTP/1.0\r\nUser-Agent: ua\r\n\r\n");
+        for unix in [false, true] {
+            let c = uwsgi_conn(Some("203.0.113.9"), true, unix);
+            assert_eq!(
+                text_line(
+                    "%(h)s|%(H)s|%(r)s|%({server_protocol}e)s|%({remote_port}e)s",
+                    &c,
+                    &h
+                ),
+                "203.0.113.9|HTTP/2.0|GET /p?q=1 HTTP/2.0|HTTP/2.0|51234"
+            );
+            let json = json_line(&c, &h);
+            assert_eq!(json["protocol"], "HTTP/2.0");
+            assert_eq!(
+                (&json["remote_addr"], &json["remote_port"]),
+                (&"203.0.113.9".into(), &51234.into())
+            );
+            assert_eq!(PeerLabel(&c).to_string(), "203.0.113.9:51234");
+        }
+        // Without REMOTE_ADDR: the connection's peer over TCP, nobody over a Unix socket.
+        let c = uwsgi_conn(None, false, false);
+        assert_eq!(text_line("%(h)s %(H)s", &c, &h), "127.0.0.1 HTTP/2.0");
+        let mut c = uwsgi_conn(None, false, true);
+        assert_eq!(
+            text_line("%(h)s|%({remote_addr}e)s|%({remote_port}e)s", &c, &h),
+            "-||"
+        );
+        assert!(json_line(&c, &h)["remote_addr"].is_null());
+        c.uwsgi = Some(crate::exchange::UwsgiFacts {
+            version: (3, None),
+            remote_addr: false,
+            remote_port: false,
+        });
+        assert_eq!(text_line("%(H)s", &c, &h), "HTTP/3");
+        // An address without a port: no port.
+        let c = uwsgi_conn(Some("203.0.113.9"), false, false);
+        assert_eq!(text_line("%({remote_port}e)s", &c, &h), "");
+        let json = json_line(&c, &h);
+        assert_eq!(
+            (&json["remote_addr"], &json["remote_port"]),
+            (&"203.0.113.9".into(), &serde_json::Value::Null)
         );
     }
 

@@ -189,6 +189,22 @@ pub fn bind_listener(
     reserve: bool,
     unix_mode: u32,
 ) -> Result<Listener, BindError> {
+    bind_listener_with(
+        spec,
+        backlog,
+        reserve,
+        &unix::SocketOptions::mode(unix_mode),
+    )
+}
+
+/// [`bind_listener`] with every option of a `unix:PATH` socket file (its mode and its owner,
+/// `--user`/`--group`: see `super::unix`).
+pub fn bind_listener_with(
+    spec: &str,
+    backlog: u32,
+    reserve: bool,
+    unix_options: &unix::SocketOptions<'_>,
+) -> Result<Listener, BindError> {
     let err = |source| BindError {
         address: spec.to_owned(),
         source,
@@ -200,7 +216,7 @@ pub fn bind_listener(
                 "expected unix:PATH",
             )));
         }
-        let (listener, file) = unix::bind(path, backlog, unix_mode).map_err(err)?;
+        let (listener, file) = unix::bind_with(path, backlog, unix_options).map_err(err)?;
         return Ok(Listener::Unix {
             listener,
             file: Some(file),

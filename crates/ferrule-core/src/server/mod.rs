@@ -139,6 +139,7 @@ pub fn bind_listeners(
     let mut listeners = Vec::with_capacity(config.bind.len());
     let mut addrs = Vec::with_capacity(config.bind.len());
     let mut fds = Vec::new();
+    let unix_options = unix::SocketOptions::from_config(config);
     for spec in &config.bind {
         // The same descriptor twice would have two owners (and be closed twice).
         if let Some(Ok(fd)) = listen::fd_spec(spec) {
@@ -149,12 +150,10 @@ pub fn bind_listeners(
             }
             fds.push(fd);
         }
-        let listener =
-            listen::bind_listener(spec, config.backlog, reserve, config.unix_socket_mode).map_err(
-                |e| ServeError {
-                    message: e.to_string(),
-                },
-            )?;
+        let listener = listen::bind_listener_with(spec, config.backlog, reserve, &unix_options)
+            .map_err(|e| ServeError {
+                message: e.to_string(),
+            })?;
         let addr = listener.local_addr().map_err(|e| ServeError {
             message: format!("cannot bind {spec}: {e}"),
         })?;

@@ -15,6 +15,16 @@
 //!   the bits are set on the socket before `bind(2)` (the file is never more open than asked,
 //!   even for an instant) and then exactly on the file with `chmod(2)` (the umask may have
 //!   removed some). The directory's permissions matter too, and are the operator's.
+//! - **Owner** (`--user`/`--group`, [`SocketOptions`]). When the workers switch to another
+//!   user or group, the file is given to them with `lchown(2)` right after the `chmod` (as
+//!   gunicorn does), so the file's owner and group are the ones the workers run as and the
+//!   mode's owner/group bits mean them (a front server in that group can connect with the
+//!   default 0o660). The names are resolved as the workers' switch resolves them
+//!   (`python/ferrule/process.py`): a number is an id (a user number with a passwd entry also
+//!   gives its primary group), a name is looked up (`getpwnam_r(3)`, `getgrnam_r(3)`), and
+//!   `--user` alone means that user's primary group. An unknown name, or a `chown` refused
+//!   (not root, and not a group of ours), fails the bind: the workers could not switch either.
+//!   An adopted `fd://N` socket is not ours: it is left as it is.
 //! - **Removing the file.** The process that created the file removes it when the listener is
 //!   dropped: a lone process once it stops accepting, a master when it exits. It removes only
 //!   the file it created (same device and inode), so a file another server has put there
@@ -23,6 +33,7 @@
 //!   files it passes), nor a master that handed its sockets to a new master on USR2
 //!   ([`SocketFile::keep`]).
 
+use std::ffi::CString;
 use std::fs::Permissions;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -121,9 +132,173 @@ pub fn clear_stale(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Largest buffer handed to `getpwnam_r(3)`/`getgrnam_r(3)` (a group with many members needs
+/// a large one); the lookup starts at [`LOOKUP_BUFFER_START`] and doubles on `ERANGE`.
+const LOOKUP_BUFFER_MAX: usize = 1 << 20;
+const LOOKUP_BUFFER_START: usize = 1024;
+
+/// How the socket files of `unix:PATH` binds are made (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOptions<'a> {
+    /// Permission bits (`--unix-socket-mode`).
+    pub mode: u32,
+    /// The workers' user (`--user`), a name or a number.
+    pub user: Option<&'a str>,
+    /// The workers' group (`--group`), a name or a number.
+    pub group: Option<&'a str>,
+}
+
+impl<'a> SocketOptions<'a> {
+    /// The options a server's configuration asks for.
+    pub fn from_config(config: &'a crate::config::ServerConfig) -> SocketOptions<'a> {
+        SocketOptions {
+            mode: config.unix_socket_mode,
+            user: config.user.as_deref(),
+            group: config.group.as_deref(),
+        }
+    }
+
+    /// Only permission bits, no change of owner.
+    pub fn mode(mode: u32) -> SocketOptions<'static> {
+        SocketOptions {
+            mode,
+            user: None,
+            group: None,
+        }
+    }
+}
+
+/// Whom a socket file is given to: a user id, a group id, or both (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.uid, self.gid) {
+            (Some(u), Some(g)) => write!(f, "uid {u}, gid {g}"),
+            (Some(u), None) => write!(f, "uid {u}"),
+            (None, Some(g)) => write!(f, "gid {g}"),
+            (None, None) => f.write_str("nobody in particular"),
+        }
+    }
+}
+
+impl Owner {
+    /// Resolves `--user`/`--group` (see the module docs); `None` when neither is given.
+    pub fn resolve(user: Option<&str>, group: Option<&str>) -> io::Result<Option<Owner>> {
+        if user.is_none() && group.is_none() {
+            return Ok(None);
+        }
+        let (mut uid, mut gid) = (None, None);
+        if let Some(user) = user {
+            // A user number without a passwd entry is still a uid, with no group of its own.
+            let (u, g) = match user.parse::<u32>() {
+                Ok(n) if is_number(user) => passwd_by_uid(n)?.unwrap_or((n, None)),
+                _ => passwd_by_name(user)?.ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("--user {user}: no such user"),
+                    )
+                })?,
+            };
+            uid = Some(u);
+            gid = g;
+        }
+        if let Some(group) = group {
+            gid = Some(match group.parse::<u32>() {
+                Ok(n) if is_number(group) => n,
+                _ => group_by_name(group)?.ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("--group {group}: no such group"),
+                    )
+                })?,
+            });
+        }
+        Ok(Some(Owner { uid, gid }))
+    }
+}
+
+/// All ASCII digits, as Python's `str.isdigit` for the names people use (no sign, no space).
+fn is_number(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn c_name(name: &str) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))
+}
+
+/// Runs one reentrant lookup (`get{pw,gr}{nam,uid}_r`) with a buffer that grows on `ERANGE`;
+/// `read` takes what is needed from the entry while the buffer lives. `None`: no such entry.
+fn lookup<T, R>(
+    mut call: impl FnMut(*mut T, *mut libc::c_char, usize, *mut *mut T) -> libc::c_int,
+    read: impl Fn(&T) -> R,
+) -> io::Result<Option<R>> {
+    let mut buf: Vec<libc::c_char> = vec![0; LOOKUP_BUFFER_START];
+    loop {
+        let mut entry = std::mem::MaybeUninit::<T>::uninit();
+        let mut result: *mut T = std::ptr::null_mut();
+        let rc = call(entry.as_mut_ptr(), buf.as_mut_ptr(), buf.len(), &mut result);
+        match rc {
+            0 if result.is_null() => return Ok(None),
+            // SAFETY: on success `result` points to `entry`, filled in by the call.
+            0 => return Ok(Some(read(unsafe { &*result }))),
+            libc::ERANGE if buf.len() < LOOKUP_BUFFER_MAX => buf.resize(buf.len() * 2, 0),
+            // getpwnam_r(3): "0 or ENOENT or ESRCH or EBADF or EPERM or ...: The given name
+            // or uid was not found."
+            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
+
+/// The uid and primary gid of user `name`.
+fn passwd_by_name(name: &str) -> io::Result<Option<(u32, Option<u32>)>> {
+    let name = c_name(name)?;
+    lookup(
+        // SAFETY: a NUL-terminated name, and a buffer of the length given, both live for the call.
+        |pw, buf, len, result| unsafe { libc::getpwnam_r(name.as_ptr(), pw, buf, len, result) },
+        |pw: &libc::passwd| (pw.pw_uid, Some(pw.pw_gid)),
+    )
+}
+
+/// The uid and primary gid of user number `uid`, when it has a passwd entry.
+fn passwd_by_uid(uid: u32) -> io::Result<Option<(u32, Option<u32>)>> {
+    lookup(
+        // SAFETY: a buffer of the length given, live for the call.
+        |pw, buf, len, result| unsafe { libc::getpwuid_r(uid, pw, buf, len, result) },
+        |pw: &libc::passwd| (pw.pw_uid, Some(pw.pw_gid)),
+    )
+}
+
+/// The gid of group `name`.
+fn group_by_name(name: &str) -> io::Result<Option<u32>> {
+    let name = c_name(name)?;
+    lookup(
+        // SAFETY: a NUL-terminated name, and a buffer of the length given, both live for the call.
+        |gr, buf, len, result| unsafe { libc::getgrnam_r(name.as_ptr(), gr, buf, len, result) },
+        |gr: &libc::group| gr.gr_gid,
+    )
+}
+
 /// Binds and listens on a Unix stream socket at `path` with permission bits `mode` (see the
 /// module docs); the listener is non-blocking and close-on-exec.
 pub fn bind(path: &Path, backlog: u32, mode: u32) -> io::Result<(UnixListener, SocketFile)> {
+    bind_with(path, backlog, &SocketOptions::mode(mode))
+}
+
+/// [`bind`] with the socket file's owner too (see the module docs).
+pub fn bind_with(
+    path: &Path,
+    backlog: u32,
+    options: &SocketOptions<'_>,
+) -> io::Result<(UnixListener, SocketFile)> {
+    let mode = options.mode;
+    // Resolved first: a bad name leaves no file behind.
+    let owner = Owner::resolve(options.user, options.group)?;
     let addr = SockAddr::unix(path)?;
     clear_stale(path)?;
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
@@ -135,6 +310,14 @@ pub fn bind(path: &Path, backlog: u32, mode: u32) -> io::Result<(UnixListener, S
     // From here on the guard removes the file if a later step fails.
     let file = SocketFile::created(path)?;
     std::fs::set_permissions(path, Permissions::from_mode(mode))?;
+    if let Some(owner) = owner {
+        std::os::unix::fs::lchown(path, owner.uid, owner.gid).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot give the socket file to {owner} ({e})"),
+            )
+        })?;
+    }
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     socket.set_nonblocking(true)?;
     Ok((socket.into(), file))
@@ -340,6 +523,99 @@ mod tests {
         file.keep();
         drop(file);
         assert!(path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn owners_are_resolved_as_the_workers_switch() {
+        let owner = |uid, gid| -> io::Result<Option<Owner>> { Ok(Some(Owner { uid, gid })) };
+        assert_eq!(Owner::resolve(None, None).unwrap(), None);
+        // A user brings its primary group; --group overrides it.
+        assert_eq!(
+            Owner::resolve(Some("root"), None).unwrap(),
+            owner(Some(0), Some(0)).unwrap()
+        );
+        assert_eq!(
+            Owner::resolve(Some("0"), None).unwrap(),
+            owner(Some(0), Some(0)).unwrap()
+        );
+        assert_eq!(
+            Owner::resolve(Some("root"), Some("123")).unwrap(),
+            owner(Some(0), Some(123)).unwrap()
+        );
+        assert_eq!(
+            Owner::resolve(None, Some("root")).unwrap(),
+            owner(None, Some(0)).unwrap()
+        );
+        // A user number without a passwd entry: a uid without a group.
+        assert_eq!(
+            Owner::resolve(Some("3999999999"), None).unwrap(),
+            owner(Some(3_999_999_999), None).unwrap()
+        );
+        let e = Owner::resolve(Some("no-such-user-here"), None).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert_eq!(e.to_string(), "--user no-such-user-here: no such user");
+        let e = Owner::resolve(Some("root"), Some("no-such-group-here")).unwrap_err();
+        assert_eq!(e.to_string(), "--group no-such-group-here: no such group");
+        // Not a number: looked up as a name.
+        assert!(Owner::resolve(Some("+0"), None).is_err());
+        assert_eq!(
+            Owner {
+                uid: Some(1),
+                gid: None
+            }
+            .to_string(),
+            "uid 1"
+        );
+    }
+
+    #[test]
+    fn the_socket_file_is_given_to_the_workers_user_and_group() {
+        let dir = temp_dir("owner");
+        let path = dir.join("s.sock");
+        // SAFETY: getegid/geteuid only read the process's ids.
+        let (egid, euid) = unsafe { (libc::getegid(), libc::geteuid()) };
+        // Our own group: allowed without privileges.
+        let gid = egid.to_string();
+        let options = SocketOptions {
+            mode: 0o660,
+            user: None,
+            group: Some(&gid),
+        };
+        let (listener, file) = bind_with(&path, 8, &options).unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (euid, egid));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        drop((listener, file));
+        assert!(!path.exists());
+        let other = SocketOptions {
+            mode: 0o660,
+            user: Some("65534"),
+            group: Some("65533"),
+        };
+        if euid == 0 {
+            let (_listener, _file) = bind_with(&path, 8, &other).unwrap();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (65534, 65533));
+            assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        } else {
+            // Someone else's user needs root: the bind fails and leaves no file.
+            let e = bind_with(&path, 8, &other).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("cannot give the socket file to uid 65534"),
+                "{e}"
+            );
+            assert!(!path.exists());
+        }
+        // An unknown name fails before anything is created.
+        let bad = SocketOptions {
+            mode: 0o660,
+            user: Some("no-such-user-here"),
+            group: None,
+        };
+        assert!(bind_with(&dir.join("t.sock"), 8, &bad).is_err());
+        assert!(!dir.join("t.sock").exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -20,9 +20,12 @@
 //! The request goes through the HTTP path's exchange (body, hand-off, response, access log,
 //! metrics): the packet is turned into a server-side HTTP/1.0 head ([`server_head`]; HTTP/1.0
 //! so that the response is close-delimited and says `Connection: close`), used for framing,
-//! static files, the built-in middleware and the access log. The environ comes from the packet
-//! itself ([`ForwardedView::uwsgi`]: the front server's word on the request), so the app sees
-//! what the front server said.
+//! static files and the built-in middleware. The environ comes from the packet itself
+//! ([`ForwardedView::uwsgi`]: the front server's word on the request), so the app sees what
+//! the front server said; so does the access log ([`UwsgiFacts`] in `ConnInfo::uwsgi`): the
+//! request's protocol is the packet's `SERVER_PROTOCOL` (PEP 3333: the client's protocol),
+//! never the head's HTTP/1.0, and the client is the packet's `REMOTE_ADDR`/`REMOTE_PORT`
+//! (`crate::server::access::client`).
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -32,8 +35,10 @@ use std::time::Instant;
 use bytes::{BufMut, BytesMut};
 
 use super::{Conn, HeadTimedOut, Next};
+use crate::exchange::UwsgiFacts;
 use crate::forwarded::ForwardedView;
 use crate::http1::{parse_head, HeadLimits, Parsed as HeadParsed, RequestError, RequestHead};
+use crate::server::access::PeerLabel;
 use crate::uwsgi::{parse_packet, Parsed, UwsgiLimits, UwsgiRequest};
 
 /// Variables left out of the server-side head: they describe the front server's own
@@ -79,7 +84,8 @@ impl Conn {
             Ok(head) => head,
             Err(e) => {
                 log::warn!(
-                    "{peer}: closing: uwsgi request {:?} cannot be served: {e}",
+                    "{}: closing: uwsgi request {:?} cannot be served: {e}",
+                    PeerLabel(&self.info),
                     String::from_utf8_lossy(req.request_uri())
                 );
                 return;
@@ -93,6 +99,7 @@ impl Conn {
         // The packet's variables are the front server's word; its forwarding headers are
         // passed to the app as sent (as uWSGI does), never re-interpreted by the server.
         self.info.forwarding_trusted = false;
+        self.info.uwsgi = Some(facts(&req));
         let view = ForwardedView {
             uwsgi: Some(Arc::new(req)),
             ..ForwardedView::default()
@@ -106,7 +113,6 @@ impl Conn {
     /// Reads the packet's header and variables; the body stays in the read buffer. `None`:
     /// the connection is done (the reason was logged).
     async fn read_packet(&mut self) -> Option<UwsgiRequest> {
-        let peer = self.info.peer;
         let limits = UwsgiLimits::from_config(&self.shared.config);
         let deadline = Instant::now() + self.shared.config.header_read();
         loop {
@@ -120,7 +126,8 @@ impl Conn {
                         ""
                     };
                     log::warn!(
-                        "{peer}: closing: invalid uwsgi packet ({}): {e}{hint}",
+                        "{}: closing: invalid uwsgi packet ({}): {e}{hint}",
+                        PeerLabel(&self.info),
                         e.status()
                     );
                     return None;
@@ -132,12 +139,30 @@ impl Conn {
                 Ok(false) => return None,
                 Err(HeadTimedOut) => {
                     log::debug!(
-                        "{peer}: closing: no complete uwsgi packet within the header timeout"
+                        "{}: closing: no complete uwsgi packet within the header timeout",
+                        PeerLabel(&self.info)
                     );
                     return None;
                 }
             }
         }
+    }
+}
+
+/// What the access log needs from the packet beyond the server-side head (see the module
+/// docs): the client's protocol and whether the packet named the client.
+fn facts(req: &UwsgiRequest) -> UwsgiFacts {
+    let digit = |b: &u8| b.wrapping_sub(b'0');
+    // `parse_packet` accepted only `HTTP/d` and `HTTP/d.d`.
+    let version = match req.protocol().strip_prefix(b"HTTP/") {
+        Some([major, b'.', minor]) => (digit(major), Some(digit(minor))),
+        Some([major, ..]) => (digit(major), None),
+        _ => (1, Some(0)),
+    };
+    UwsgiFacts {
+        version,
+        remote_addr: req.remote_addr().is_some(),
+        remote_port: req.remote_port().is_some(),
     }
 }
 
@@ -352,6 +377,34 @@ mod tests {
         out.clear();
         push_field_name(&mut out, b"DNT");
         assert_eq!(&out[..], b"Dnt");
+    }
+
+    #[test]
+    fn facts_carry_the_protocol_and_the_client_variables() {
+        let base: [(&[u8], &[u8]); 3] = [
+            (b"REQUEST_METHOD", b"GET"),
+            (b"REQUEST_URI", b"/"),
+            (b"SERVER_PROTOCOL", b"HTTP/2.0"),
+        ];
+        let f = facts(&request(&base));
+        assert_eq!(
+            f,
+            UwsgiFacts {
+                version: (2, Some(0)),
+                remote_addr: false,
+                remote_port: false
+            }
+        );
+        let mut vars = base.to_vec();
+        vars[2] = (b"SERVER_PROTOCOL", b"HTTP/3");
+        vars.push((b"REMOTE_ADDR", b"203.0.113.9"));
+        let f = facts(&request(&vars));
+        assert_eq!(
+            (f.version, f.remote_addr, f.remote_port),
+            ((3, None), true, false)
+        );
+        vars.push((b"REMOTE_PORT", b"5"));
+        assert!(facts(&request(&vars)).remote_port);
     }
 
     #[test]
