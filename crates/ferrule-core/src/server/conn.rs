@@ -31,7 +31,7 @@ use bytes::BytesMut;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::body::{BodyFail, BodyReader, Buffered, FeedEnd};
-use super::idle::Expiry;
+use super::idle::{Expiry, Wait};
 use super::io::{read_some, write_all};
 use super::respond::{error_response_retry, Respond, Written};
 use super::stream::Stream;
@@ -159,9 +159,14 @@ async fn idle_wait(stream: &Stream, shared: &Shared, deadline: Instant, first: b
             Poll::Ready(Err(e)) => return Poll::Ready(IdleEnd::Failed(e)),
             Poll::Pending => {}
         }
+        let wait = if first {
+            Wait::FirstRequest
+        } else {
+            Wait::NextRequest
+        };
         shared
             .idle
-            .poll_expiry(&mut slot, deadline, first, cx)
+            .poll_expiry(&mut slot, deadline, wait, cx)
             .map(|end| match end {
                 Expiry::TimedOut => IdleEnd::TimedOut,
                 Expiry::ShuttingDown => IdleEnd::ShuttingDown,
@@ -643,7 +648,7 @@ impl Conn {
             let write = respond.write(&mut rx);
             let queue_timer = async {
                 match (&claim, queue_wait) {
-                    (Some(_), Some(wait)) => tokio::time::sleep(wait).await,
+                    (Some(_), Some(wait)) => shared.idle.queued(wait).await,
                     _ => std::future::pending().await,
                 }
             };

@@ -531,7 +531,7 @@ async fn exchange(
     let first = {
         let queue_timer = async {
             match (&claim, queue_wait) {
-                (Some(_), Some(wait)) => tokio::time::sleep(wait).await,
+                (Some(_), Some(wait)) => shared.idle.queued(wait).await,
                 _ => std::future::pending().await,
             }
         };

@@ -10,6 +10,10 @@
 //! passed. Shutdown wakes them all at once (or, for a connection still waiting for its first
 //! request, moves its deadline to [`FIRST_REQUEST_GRACE`] from then, see `conn`).
 //!
+//! A request waiting in the job queue for an application thread (`queue_timeout`) waits here
+//! the same way ([`Wait::Queued`]): its deadline is not moved by the shutdown, which lets the
+//! queued requests run.
+//!
 //! The price is precision: an idle connection closes up to [`SWEEP_TICK`] after its deadline,
 //! which no client can tell from network delay (gunicorn's own keep-alive checks run once a
 //! second).
@@ -24,6 +28,28 @@ use std::time::{Duration, Instant};
 pub(crate) const SWEEP_TICK: Duration = Duration::from_millis(100);
 
 use super::conn::FIRST_REQUEST_GRACE;
+
+/// What a connection waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Its first request, under the header timeout: on shutdown it gets [`FIRST_REQUEST_GRACE`].
+    FirstRequest,
+    /// Its next request (keep-alive): ends at once on shutdown.
+    NextRequest,
+    /// An application thread for its queued request (`queue_timeout`): the shutdown changes
+    /// nothing.
+    Queued,
+}
+
+impl Wait {
+    fn flags(self) -> u64 {
+        match self {
+            Wait::FirstRequest => FIRST,
+            Wait::NextRequest => 0,
+            Wait::Queued => QUEUED,
+        }
+    }
+}
 
 /// How an idle wait ended, if it has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +112,7 @@ struct Slot {
     waker: Option<Waker>,
 }
 
-const FLAG_BITS: u32 = 4;
+const FLAG_BITS: u32 = 5;
 /// The slot is in use.
 const IN_USE: u64 = 1;
 /// Waiting for its first request (the shutdown grace applies).
@@ -95,6 +121,8 @@ const FIRST: u64 = 2;
 const TIMED_OUT: u64 = 4;
 /// Ended: the server is shutting down.
 const SHUT_DOWN: u64 = 8;
+/// A queued request's wait ([`Wait::Queued`]).
+const QUEUED: u64 = 16;
 
 impl Slot {
     fn deadline_ms(&self) -> u64 {
@@ -170,20 +198,23 @@ impl IdleSet {
         &self,
         slot: &mut IdleSlot<'_>,
         deadline: Instant,
-        first: bool,
+        wait: Wait,
         cx: &mut Context<'_>,
     ) -> Poll<Expiry> {
         let mut inner = self.lock();
         let Some(n) = slot.slot else {
             let mut deadline = deadline;
             if inner.stopping {
-                if !first {
-                    return Poll::Ready(Expiry::ShuttingDown);
+                match wait {
+                    Wait::NextRequest => return Poll::Ready(Expiry::ShuttingDown),
+                    Wait::FirstRequest => {
+                        deadline = deadline.min(Instant::now() + FIRST_REQUEST_GRACE)
+                    }
+                    Wait::Queued => {}
                 }
-                deadline = deadline.min(Instant::now() + FIRST_REQUEST_GRACE);
             }
             let entry = Slot {
-                word: (self.ms(deadline) << FLAG_BITS) | IN_USE | if first { FIRST } else { 0 },
+                word: (self.ms(deadline) << FLAG_BITS) | IN_USE | wait.flags(),
                 waker: Some(cx.waker().clone()),
             };
             let n = match inner.free.pop() {
@@ -245,7 +276,8 @@ impl IdleSet {
             if entry.word & IN_USE == 0 || entry.ended().is_some() {
                 continue;
             }
-            if starts_stopping {
+            let queued = entry.word & QUEUED != 0;
+            if starts_stopping && !queued {
                 if entry.word & FIRST == 0 {
                     wake.extend(entry.end(Expiry::ShuttingDown));
                     continue;
@@ -253,7 +285,7 @@ impl IdleSet {
                 entry.set_deadline_ms(entry.deadline_ms().min(grace_ms));
             }
             if entry.deadline_ms() <= now_ms {
-                wake.extend(entry.end(why));
+                wake.extend(entry.end(if queued { Expiry::TimedOut } else { why }));
             }
         }
         let waiting = inner.waiting;
@@ -262,6 +294,13 @@ impl IdleSet {
             w.wake();
         }
         waiting
+    }
+
+    /// Waits `wait` (a request's `queue_timeout`), to within [`SWEEP_TICK`].
+    pub(crate) async fn queued(&self, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        let mut slot = self.slot();
+        std::future::poll_fn(|cx| self.poll_expiry(&mut slot, deadline, Wait::Queued, cx)).await;
     }
 
     /// The sweeper's wait while no connection is idle: `Ready` once one is.
@@ -330,17 +369,17 @@ mod tests {
         let mut slot = set.slot();
         let deadline = now + Duration::from_secs(5);
         assert!(set
-            .poll_expiry(&mut slot, deadline, false, &mut cx)
+            .poll_expiry(&mut slot, deadline, Wait::NextRequest, &mut cx)
             .is_pending());
         assert_eq!(set.sweep(now + Duration::from_secs(4), false), 1);
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
         assert!(set
-            .poll_expiry(&mut slot, deadline, false, &mut cx)
+            .poll_expiry(&mut slot, deadline, Wait::NextRequest, &mut cx)
             .is_pending());
         set.sweep(now + Duration::from_secs(5), false);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(
-            set.poll_expiry(&mut slot, deadline, false, &mut cx),
+            set.poll_expiry(&mut slot, deadline, Wait::NextRequest, &mut cx),
             Poll::Ready(Expiry::TimedOut)
         );
         drop(slot);
@@ -358,29 +397,47 @@ mod tests {
         let mut keepalive = set.slot();
         let mut first = set.slot();
         assert!(set
-            .poll_expiry(&mut keepalive, far, false, &mut cx)
+            .poll_expiry(&mut keepalive, far, Wait::NextRequest, &mut cx)
             .is_pending());
-        assert!(set.poll_expiry(&mut first, far, true, &mut cx).is_pending());
+        assert!(set
+            .poll_expiry(&mut first, far, Wait::FirstRequest, &mut cx)
+            .is_pending());
         set.sweep(now, true);
         assert_eq!(
-            set.poll_expiry(&mut keepalive, far, false, &mut cx),
+            set.poll_expiry(&mut keepalive, far, Wait::NextRequest, &mut cx),
             Poll::Ready(Expiry::ShuttingDown)
         );
-        assert!(set.poll_expiry(&mut first, far, true, &mut cx).is_pending());
+        assert!(set
+            .poll_expiry(&mut first, far, Wait::FirstRequest, &mut cx)
+            .is_pending());
         set.sweep(now + FIRST_REQUEST_GRACE, true);
         assert_eq!(
-            set.poll_expiry(&mut first, far, true, &mut cx),
+            set.poll_expiry(&mut first, far, Wait::FirstRequest, &mut cx),
             Poll::Ready(Expiry::ShuttingDown)
         );
         // A wait that starts during the shutdown: at once, or with the grace.
         let mut late = set.slot();
         assert_eq!(
-            set.poll_expiry(&mut late, far, false, &mut cx),
+            set.poll_expiry(&mut late, far, Wait::NextRequest, &mut cx),
             Poll::Ready(Expiry::ShuttingDown)
+        );
+        // A queued request's wait is not ended by the shutdown, only by its deadline.
+        let mut queued = set.slot();
+        assert!(set
+            .poll_expiry(&mut queued, far, Wait::Queued, &mut cx)
+            .is_pending());
+        set.sweep(now + Duration::from_secs(2), true);
+        assert!(set
+            .poll_expiry(&mut queued, far, Wait::Queued, &mut cx)
+            .is_pending());
+        set.sweep(far, true);
+        assert_eq!(
+            set.poll_expiry(&mut queued, far, Wait::Queued, &mut cx),
+            Poll::Ready(Expiry::TimedOut)
         );
         let mut late_first = set.slot();
         assert!(set
-            .poll_expiry(&mut late_first, far, true, &mut cx)
+            .poll_expiry(&mut late_first, far, Wait::FirstRequest, &mut cx)
             .is_pending());
     }
 
@@ -393,7 +450,9 @@ mod tests {
         let far = Instant::now() + Duration::from_secs(60);
         for _ in 0..3 {
             let mut slot = set.slot();
-            assert!(set.poll_expiry(&mut slot, far, false, &mut cx).is_pending());
+            assert!(set
+                .poll_expiry(&mut slot, far, Wait::NextRequest, &mut cx)
+                .is_pending());
         }
         assert_eq!(set.lock().used, 1);
         assert_eq!(set.lock().waiting, 0);
@@ -409,7 +468,9 @@ mod tests {
         let far = Instant::now() + Duration::from_secs(60);
         let mut slots: Vec<_> = (0..CHUNK + 1).map(|_| set.slot()).collect();
         for slot in &mut slots {
-            assert!(set.poll_expiry(slot, far, false, &mut cx).is_pending());
+            assert!(set
+                .poll_expiry(slot, far, Wait::NextRequest, &mut cx)
+                .is_pending());
         }
         assert_eq!(set.lock().chunks.len(), 2);
         assert_eq!(set.sweep(far, false), CHUNK + 1);
@@ -427,7 +488,9 @@ mod tests {
         assert!(set.poll_someone_waits(&mut cx).is_pending());
         let mut slot = set.slot();
         let far = Instant::now() + Duration::from_secs(60);
-        assert!(set.poll_expiry(&mut slot, far, false, &mut cx).is_pending());
+        assert!(set
+            .poll_expiry(&mut slot, far, Wait::NextRequest, &mut cx)
+            .is_pending());
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert!(set.poll_someone_waits(&mut cx).is_ready());
     }
