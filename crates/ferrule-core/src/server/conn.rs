@@ -822,8 +822,10 @@ mod tests {
             // (256) is 896 bytes per idle connection. Past 416 the task becomes 640 bytes and
             // mimalloc serves a 128-aligned 640 from a larger class. The idle wait's deadline
             // and shutdown live in `idle::IdleSet`, not here.
+            // A debug build lays the future out a little larger (424 bytes).
+            let budget = if cfg!(debug_assertions) { 448 } else { 416 };
             assert!(
-                size(&task) <= 416,
+                size(&task) <= budget,
                 "connection future is {} bytes",
                 size(&task)
             );
