@@ -25,10 +25,11 @@ use ferrule_core::config::ServerConfig;
 use ferrule_core::exchange::{job_queue, ResponseHead, ResponsePart};
 use ferrule_core::server::Server;
 
-/// Heap bytes one idle connection may hold: its task (768: a future of at most 640 bytes plus
-/// tokio's task header and trailer, in 128-byte lines) and its I/O registration (256: tokio's
-/// `ScheduledIo`, 128-byte aligned). No read or write buffer.
-const IDLE_CONNECTION_BYTES: isize = 1024;
+/// Heap bytes one idle connection may hold: its task (512: a future of at most 416 bytes plus
+/// tokio's task header and trailer, in 128-byte lines), its I/O registration (384: tokio's
+/// `ScheduledIo`, 256 bytes aligned to 128, in an `Arc` whose counts take another 128-byte line)
+/// and its slot in the idle table (24, `server/idle.rs`). No read or write buffer, no timer.
+const IDLE_CONNECTION_BYTES: isize = 512 + 384 + 24;
 /// Per-connection share of shared structures that grow while connections are opened
 /// (tokio's registration and task lists, amortised over [`CONNECTIONS`]).
 const SLACK_BYTES: isize = 16;
