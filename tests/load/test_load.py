@@ -3,7 +3,7 @@
 What each proves:
 - slowloris: 1,000 connections trickling a head byte per second do not stop normal traffic;
 - idle: 5,000 (and 50,000, when the file limit allows) idle keep-alive connections are held
-  at most 1.5 KiB each (the per-connection figure is printed; run with `-s` to see it) while
+  at most 1.25 KiB each (the per-connection figure is printed; run with `-s` to see it) while
   normal traffic is served;
 - slow upload / slow reader: a client uploading at 1 B/s or never reading a 50 MiB response
   does not hold the only Python thread, and memory stays bounded;
@@ -150,11 +150,11 @@ def test_slowloris_does_not_stop_normal_traffic(ferrule_server):
 # --- idle keep-alive connections -----------------------------------------------------------------
 
 
-#: Bytes of server RSS allowed per idle keep-alive connection. The issue's bar is 2 KiB; a
-#: release build measures about 1.2 KiB (a 768-byte task holding the connection and its idle
-#: wait, tokio's 256-byte socket registration, malloc's padding for their 128-byte
-#: alignment); see benchmarks/idle_memory.py.
-IDLE_BYTES_PER_CONNECTION = 1536
+#: Bytes of server RSS allowed per idle keep-alive connection. Issue 3's bar was 2 KiB, issue
+#: 7's is 1 KB; a release build measures about 1,060 bytes (a 512-byte task holding the
+#: connection, tokio's socket registration in a 384-byte block, a 24-byte slot in the idle
+#: table, malloc's padding for the 128-byte alignment); see benchmarks/idle_memory.py.
+IDLE_BYTES_PER_CONNECTION = 1280
 #: Connections per client source address: loopback has about 28,000 ephemeral ports per
 #: (source, destination) pair, so past this the client binds 127.0.0.2, 127.0.0.3, ...
 PER_SOURCE_ADDRESS = 25_000

@@ -766,28 +766,26 @@ User-Agent: t/1\r\nAuthorization: Basic dXNlcjpwYXNz\r\nX-Q: a\"b\r\n\r\n";
         );
     }
 
-    fn json_line(conn: &ConnInfo, h: &RequestHead) -> serde_json::Value {
-        let rec = Record {
+    /// A 200 with a 1-byte body that took 1 ms.
+    fn ok_record<'a>(conn: &'a ConnInfo, head: &'a RequestHead) -> Record<'a> {
+        Record {
             conn,
-            head: h,
+            head,
             status: 200,
             body_bytes: 1,
             duration: Duration::from_millis(1),
             response_headers: &[],
-        };
+        }
+    }
+
+    fn json_line(conn: &ConnInfo, h: &RequestHead) -> serde_json::Value {
+        let rec = ok_record(conn, h);
         let line = AccessFormat(Kind::Json { request_id: false }).render(&rec, UNIX_EPOCH);
         serde_json::from_str(&line).unwrap()
     }
 
     fn text_line(format: &str, conn: &ConnInfo, h: &RequestHead) -> String {
-        let rec = Record {
-            conn,
-            head: h,
-            status: 200,
-            body_bytes: 1,
-            duration: Duration::from_millis(1),
-            response_headers: &[],
-        };
+        let rec = ok_record(conn, h);
         AccessFormat::compile(format, false)
             .unwrap()
             .render(&rec, UNIX_EPOCH)

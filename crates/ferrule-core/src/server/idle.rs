@@ -355,15 +355,16 @@ mod tests {
         }
     }
 
-    fn cx_of(count: &Arc<Count>) -> Waker {
-        Waker::from(Arc::clone(count))
+    /// A waker that counts its wakes.
+    fn counting_waker() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (Arc::clone(&count), Waker::from(count))
     }
 
     #[test]
     fn a_wait_ends_once_its_deadline_is_swept() {
         let set = IdleSet::default();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = cx_of(&count);
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let now = Instant::now();
         let mut slot = set.slot();
@@ -389,8 +390,7 @@ mod tests {
     #[test]
     fn shutdown_ends_keepalive_waits_and_shortens_first_request_waits() {
         let set = IdleSet::default();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = cx_of(&count);
+        let (_count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let now = Instant::now();
         let far = now + Duration::from_secs(60);
@@ -444,8 +444,7 @@ mod tests {
     #[test]
     fn freed_slots_are_reused() {
         let set = IdleSet::default();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = cx_of(&count);
+        let (_count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let far = Instant::now() + Duration::from_secs(60);
         for _ in 0..3 {
@@ -462,8 +461,7 @@ mod tests {
     fn a_slot_is_24_bytes_and_the_table_grows_by_chunks() {
         assert_eq!(std::mem::size_of::<Slot>(), 24);
         let set = IdleSet::default();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = cx_of(&count);
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let far = Instant::now() + Duration::from_secs(60);
         let mut slots: Vec<_> = (0..CHUNK + 1).map(|_| set.slot()).collect();
@@ -482,8 +480,7 @@ mod tests {
     #[test]
     fn the_sweeper_is_woken_when_the_first_connection_waits() {
         let set = IdleSet::default();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = cx_of(&count);
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(set.poll_someone_waits(&mut cx).is_pending());
         let mut slot = set.slot();
