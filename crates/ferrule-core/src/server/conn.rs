@@ -36,7 +36,7 @@ use super::io::{read_some, write_all};
 use super::respond::{error_response_retry, Respond, Written};
 use super::stream::Stream;
 use super::Shared;
-use crate::exchange::{BodyStream, ConnInfo, Job, Request, RequestBody, Responder};
+use crate::exchange::{BodyStream, ConnInfo, Request, RequestBody};
 use crate::http1::{
     encode::CONTINUE_100, parse_head, BodyFraming, Parsed, RequestError, RequestHead,
 };
@@ -598,20 +598,14 @@ impl Conn {
             self.refuse_with(RequestError::QueueFull).await;
             return Next::Close;
         }
-        let (responder, rx) = Responder::channel();
-        let mut rx = filter.wrap(rx);
-        let job = Job {
-            request: Request {
-                head,
-                body,
-                conn: self.info.clone(),
-                forwarded,
-            },
-            responder,
+        let request = Request {
+            head,
+            body,
+            conn: self.info.clone(),
+            forwarded,
         };
         // With a queue timeout, the job can be withdrawn while no thread has taken it.
-        let queue_wait = config.queue_wait();
-        let Ok(claim) = shared.hand_off(peer, job, static_part) else {
+        let Ok((mut rx, claim)) = shared.hand_off(peer, request, filter, static_part) else {
             self.refuse(503, "Service Unavailable").await;
             return Next::Close;
         };
@@ -646,35 +640,20 @@ impl Conn {
                 }
             };
             let write = respond.write(&mut rx);
-            let queue_timer = async {
-                match (&claim, queue_wait) {
-                    (Some(_), Some(wait)) => shared.idle.queued(wait).await,
-                    _ => std::future::pending().await,
-                }
-            };
+            let queue_timer = shared.queue_timed_out(peer, claim.as_ref());
             tokio::pin!(feed, write, queue_timer);
-            let mut timer_done = false;
             loop {
                 tokio::select! {
                     biased;
                     w = &mut write => break Some(w),
                     end = &mut feed, if feed_end.is_none() => feed_end = Some(end),
-                    () = &mut queue_timer, if !timer_done => {
-                        timer_done = true;
-                        // Withdrawn only if no thread took it; else wait for the app as usual.
-                        if claim.as_ref().is_some_and(|c| c.withdraw()) {
-                            break None;
-                        }
-                    }
+                    () = &mut queue_timer => break None,
                 }
             }
         };
         let written = match written {
             Some(w) => w,
-            None => {
-                shared.log_queue_timeout(peer);
-                respond.refused(&RequestError::QueueTimeout).await
-            }
+            None => respond.refused(&RequestError::QueueTimeout).await,
         };
         // From here on the app's `send` fails: nobody writes for this request any more.
         drop(rx);

@@ -57,8 +57,7 @@ use self::body::{AccessEntry, BodyIn, Counted, FileOut, ReadFail, ResponseBody};
 use super::respond::app_content_length;
 use super::Shared;
 use crate::exchange::{
-    BodyStream, ConnInfo, FileBody, Job, Request, RequestBody, Responder, ResponseHead,
-    ResponsePart,
+    BodyStream, ConnInfo, FileBody, Request, RequestBody, ResponseHead, ResponsePart,
 };
 use crate::http1::encode::{response_framing, FramingInput, ResponseFraming};
 use crate::http1::{BodyFraming, RequestError};
@@ -510,47 +509,25 @@ async fn exchange(
     };
     let is_head = head.is_head();
     let log_head = shared.access.as_ref().map(|_| head.clone());
-    let (responder, rx) = Responder::channel();
-    let mut rx = filter.wrap(rx);
-    let job = Job {
-        request: Request {
-            head,
-            body,
-            conn: cx.info.clone(),
-            forwarded,
-        },
-        responder,
+    let request = Request {
+        head,
+        body,
+        conn: cx.info.clone(),
+        forwarded,
     };
-    let queue_wait = config.queue_wait();
-    let Ok(claim) = shared.hand_off(peer, job, static_part) else {
+    let Ok((mut rx, claim)) = shared.hand_off(peer, request, filter, static_part) else {
         crate::metrics::global().request_refused(503);
         return error_response(shared, peer, 503, "Service Unavailable", None);
     };
 
     // The first part: the head (or why there is none).
-    let first = {
-        let queue_timer = async {
-            match (&claim, queue_wait) {
-                (Some(_), Some(wait)) => shared.idle.queued(wait).await,
-                _ => std::future::pending().await,
-            }
-        };
-        let mut queue_timer = pin!(queue_timer);
-        let mut timer_done = false;
-        loop {
-            tokio::select! {
-                biased;
-                part = rx.recv() => break part,
-                () = queue_timer.as_mut(), if !timer_done => {
-                    timer_done = true;
-                    if claim.as_ref().is_some_and(|c| c.withdraw()) {
-                        shared.log_queue_timeout(peer);
-                        let counted = Counted { method, started, in_flight };
-                        return refused(shared, peer, &RequestError::QueueTimeout)
-                            .map(|b| b.with_metrics(counted));
-                    }
-                }
-            }
+    let first = tokio::select! {
+        biased;
+        part = rx.recv() => part,
+        () = shared.queue_timed_out(peer, claim.as_ref()) => {
+            let counted = Counted { method, started, in_flight };
+            return refused(shared, peer, &RequestError::QueueTimeout)
+                .map(|b| b.with_metrics(counted));
         }
     };
     let access = |headers: &[(Bytes, Bytes)]| {

@@ -11,8 +11,11 @@
 
 use std::net::SocketAddr;
 
+use tokio::sync::mpsc::Receiver;
+
 use super::Shared;
-use crate::exchange::{Job, QueueClaim, ResponsePart};
+use crate::exchange::{Job, QueueClaim, Request, Responder, ResponsePart};
+use crate::middleware::Filter;
 
 /// No application thread is left to take jobs (the server is stopping or they all died):
 /// the caller answers 503.
@@ -37,16 +40,21 @@ impl Shared {
         true
     }
 
-    /// Queues `job` for an application thread; with `static_part` (a `--static` file), sends
-    /// that part through the job's own channel instead (the channel is empty, so it fits) and
-    /// drops the job. The claim is `Some` when a queue timeout applies: the caller withdraws
-    /// the job with it once the timeout passes.
+    /// Queues `request` for an application thread and returns the receiver its response
+    /// arrives on (through the middleware's `filter`), with the claim that withdraws it once a
+    /// queue timeout passes (see [`Shared::queue_timed_out`]). With `static_part` (a `--static`
+    /// file), that part is sent through the request's own channel instead (the channel is
+    /// empty, so it fits) and the request is dropped.
     pub(crate) fn hand_off(
         &self,
         peer: SocketAddr,
-        job: Job,
+        request: Request,
+        filter: Filter,
         static_part: Option<ResponsePart>,
-    ) -> Result<Option<QueueClaim>, NoAppThreads> {
+    ) -> Result<(Receiver<ResponsePart>, Option<QueueClaim>), NoAppThreads> {
+        let (responder, rx) = Responder::channel();
+        let rx = filter.wrap(rx);
+        let job = Job { request, responder };
         let pushed = match (static_part, self.config.queue_wait()) {
             (Some(part), _) => {
                 let _ = job.responder.try_send(part);
@@ -55,16 +63,33 @@ impl Shared {
             (None, Some(_)) => self.jobs.push_claimable(job).map(Some),
             (None, None) => self.jobs.push(job).map(|()| None),
         };
-        pushed.map_err(|job| {
-            drop(job);
-            log::error!("{peer}: no application thread is taking requests");
-            NoAppThreads
-        })
+        match pushed {
+            Ok(claim) => Ok((rx, claim)),
+            Err(job) => {
+                drop(job);
+                log::error!("{peer}: no application thread is taking requests");
+                Err(NoAppThreads)
+            }
+        }
+    }
+
+    /// Completes once the request behind `claim` has waited `queue_timeout` for an application
+    /// thread and was withdrawn (the app never runs it; logged): the caller answers it 503.
+    /// Never completes without a queue timeout, or once a thread took the request first.
+    pub(crate) async fn queue_timed_out(&self, peer: SocketAddr, claim: Option<&QueueClaim>) {
+        if let (Some(claim), Some(wait)) = (claim, self.config.queue_wait()) {
+            self.idle.queued(wait).await;
+            if claim.withdraw() {
+                self.log_queue_timeout(peer);
+                return;
+            }
+        }
+        std::future::pending().await
     }
 
     /// Logs a request withdrawn after waiting `queue_timeout` for a thread (debug, and a
     /// rate-limited warning).
-    pub(crate) fn log_queue_timeout(&self, peer: SocketAddr) {
+    fn log_queue_timeout(&self, peer: SocketAddr) {
         let wait = self.config.queue_wait();
         log::debug!("{peer}: refused (503): no application thread within {wait:?}");
         if let Some(held_back) = self.queue_timeout_warn.check() {
