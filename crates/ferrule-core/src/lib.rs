@@ -10,6 +10,7 @@ pub mod http1;
 pub mod log;
 pub mod metrics;
 pub mod middleware;
+pub mod parsed;
 pub mod proxy_protocol;
 pub mod server;
 pub mod static_files;

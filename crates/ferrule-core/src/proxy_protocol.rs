@@ -116,13 +116,7 @@ impl ProxyHeader {
 }
 
 /// Result of [`parse`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parsed {
-    /// Not complete yet; read more (nothing consumed).
-    Partial,
-    /// A complete header was consumed from the front of the buffer.
-    Complete(ProxyHeader),
-}
+pub type Parsed = crate::parsed::Parsed<ProxyHeader>;
 
 /// Why a connection is dropped. No response is written: the peer is not speaking HTTP yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -473,24 +467,7 @@ mod tests {
 
     /// Feeds `input` in pieces of `step` bytes; `None` if it never completes.
     fn feed(input: &[u8], mode: ProxyProtocolMode, step: usize) -> Answer {
-        let mut buf = BytesMut::new();
-        let mut fed = 0;
-        while fed < input.len() {
-            let n = step.min(input.len() - fed);
-            buf.extend_from_slice(&input[fed..fed + n]);
-            fed += n;
-            let before = buf.len();
-            match parse(&mut buf, mode) {
-                Ok(Parsed::Partial) => assert_eq!(buf.len(), before, "Partial consumed"),
-                Ok(Parsed::Complete(h)) => {
-                    let mut rest = buf.to_vec();
-                    rest.extend_from_slice(&input[fed..]);
-                    return Some(Ok((h, rest)));
-                }
-                Err(e) => return Some(Err(e)),
-            }
-        }
-        None
+        crate::parsed::feed_in_pieces(input, step, |buf| parse(buf, mode))
     }
 
     /// The answer for `input` whole, checked equal for every split size.

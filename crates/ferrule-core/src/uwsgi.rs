@@ -108,14 +108,9 @@ impl Default for UwsgiLimits {
     }
 }
 
-/// Result of [`parse_packet`].
-#[derive(Debug)]
-pub enum Parsed {
-    /// Not complete yet; read more (limits already checked on what is there).
-    Partial,
-    /// A complete packet header and variables block were split off the front of the buffer.
-    Complete(UwsgiRequest),
-}
+/// Result of [`parse_packet`]: `Complete` once a packet header and its variables block were
+/// split off the front of the buffer.
+pub type Parsed = crate::parsed::Parsed<UwsgiRequest>;
 
 /// A byte range inside the variables block (at most 65535 bytes: u16 offsets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -619,25 +614,11 @@ mod tests {
     /// Feeds `input` in pieces of `step` bytes: the variables and the rest of the buffer, the
     /// error status, or `None` if it never completes.
     fn feed(input: &[u8], limits: &UwsgiLimits, step: usize) -> Answer {
-        let mut buf = BytesMut::new();
-        let mut fed = 0;
-        while fed < input.len() {
-            let n = step.min(input.len() - fed);
-            buf.extend_from_slice(&input[fed..fed + n]);
-            fed += n;
-            let before = buf.len();
-            match parse_packet(&mut buf, limits) {
-                Ok(Parsed::Partial) => assert_eq!(buf.len(), before, "Partial consumed"),
-                Ok(Parsed::Complete(req)) => {
-                    let mut rest = buf.to_vec();
-                    rest.extend_from_slice(&input[fed..]);
-                    let vars = req.vars().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
-                    return Some(Ok((vars, rest)));
-                }
-                Err(e) => return Some(Err(e.status())),
-            }
-        }
-        None
+        let fed = crate::parsed::feed_in_pieces(input, step, |buf| parse_packet(buf, limits))?;
+        Some(fed.map_err(|e| e.status()).map(|(req, rest)| {
+            let vars = req.vars().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+            (vars, rest)
+        }))
     }
 
     /// The answer for `input` whole, checked equal for every split size.

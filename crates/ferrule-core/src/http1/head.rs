@@ -88,13 +88,7 @@ pub enum BodyFraming {
 }
 
 /// Result of [`parse_head`].
-#[derive(Debug)]
-pub enum Parsed {
-    /// The head is not complete yet; read more (limits already checked on what is there).
-    Partial,
-    /// A complete head was split off the front of the buffer.
-    Complete(RequestHead),
-}
+pub type Parsed = crate::parsed::Parsed<RequestHead>;
 
 /// A byte range inside the head's bytes (heads are far below 4 GiB: offsets fit in u32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -696,24 +690,7 @@ mod tests {
 
     /// Feeds `input` in pieces of `step` bytes: `None` if it never completes.
     fn parse_split(input: &[u8], limits: &HeadLimits, step: usize) -> Answer {
-        let mut buf = BytesMut::new();
-        let mut fed = 0;
-        while fed < input.len() {
-            let n = step.min(input.len() - fed);
-            buf.extend_from_slice(&input[fed..fed + n]);
-            fed += n;
-            let before = buf.len();
-            match parse_head(&mut buf, limits) {
-                Ok(Parsed::Partial) => assert_eq!(buf.len(), before, "Partial consumed bytes"),
-                Ok(Parsed::Complete(head)) => {
-                    let mut rest = buf.to_vec();
-                    rest.extend_from_slice(&input[fed..]);
-                    return Some(Ok((head, rest)));
-                }
-                Err(e) => return Some(Err(e)),
-            }
-        }
-        None
+        crate::parsed::feed_in_pieces(input, step, |buf| parse_head(buf, limits))
     }
 
     /// Head bytes and the rest of the buffer, or the error status.
