@@ -117,11 +117,9 @@ def run(
         capture_output(_ferrule.log, config.error_log, config.access_log)
     # The `worker_abort` hook runs when --timeout fires (see ferrule.hooks).
     on_timeout = hooks.on_timeout() if hooks else None
-    extra: dict[str, Any] = {} if on_timeout is None else {"on_timeout": on_timeout}
-    if worker_process is None:
-        server = _ferrule.Server(config.to_rust_json(), app, **extra)
-    else:
-        server = _ferrule.Server(config.to_rust_json(), app, worker=worker_process, **extra)
+    server = _ferrule.Server(
+        config.to_rust_json(), app, worker=worker_process, on_timeout=on_timeout
+    )
     if hooks:
         hooks.attach_log(_ferrule.log)
         if worker_process is None:

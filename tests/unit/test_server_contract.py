@@ -21,7 +21,7 @@ class FakeServer:
 
     last: FakeServer | None = None
 
-    def __init__(self, config_json: str, app) -> None:
+    def __init__(self, config_json: str, app, worker=None, on_timeout=None) -> None:
         self.config = json.loads(config_json)
         self.app = app
         self.stopped = threading.Event()

@@ -48,14 +48,14 @@ impl Stream {
             Stream::Tcp(s) => {
                 let n = s.try_read_buf(buf)?;
                 if 0 < n && n < spare {
-                    clear_read_readiness(|f| s.try_io(tokio::io::Interest::READABLE, f));
+                    let _ = s.try_io(tokio::io::Interest::READABLE, would_block);
                 }
                 n
             }
             Stream::Unix(s) => {
                 let n = s.try_read_buf(buf)?;
                 if 0 < n && n < spare {
-                    clear_read_readiness(|f| s.try_io(tokio::io::Interest::READABLE, f));
+                    let _ = s.try_io(tokio::io::Interest::READABLE, would_block);
                 }
                 n
             }
@@ -166,8 +166,9 @@ impl Stream {
     }
 }
 
-/// Clears a socket's cached read readiness without a system call: `try_io` runs the closure
-/// only while the socket is marked readable, and a `WouldBlock` from it clears the mark.
-fn clear_read_readiness(try_io: impl FnOnce(fn() -> io::Result<()>) -> io::Result<()>) {
-    let _ = try_io(|| Err(io::ErrorKind::WouldBlock.into()));
+/// Given to tokio's `try_io`, clears a socket's cached read readiness without a system call:
+/// `try_io` runs it only while the socket is marked readable, and its `WouldBlock` clears the
+/// mark.
+fn would_block() -> io::Result<()> {
+    Err(io::ErrorKind::WouldBlock.into())
 }
