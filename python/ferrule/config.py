@@ -1012,14 +1012,14 @@ class Config:
         30.0,
         _Seconds(),
         "Seconds a request may wait for an application thread before it gets 503 with "
-        "Retry-After (the app does not run); 0 means no limit.",
+        "Retry-After (the app does not run); 0 means no limit. Checked every 0.1 s.",
         SECTION_OVERLOAD,
         flags=("--queue-timeout",),
     )
     keepalive_timeout: float = _option(
         5.0,
         _Seconds(),
-        "Seconds an idle keep-alive connection waits for its next request.",
+        "Seconds an idle keep-alive connection waits for its next request (checked every 0.1 s).",
         SECTION_TIMEOUTS,
         flags=("--keep-alive", "--keepalive"),
     )
