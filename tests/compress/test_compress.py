@@ -118,12 +118,15 @@ def test_off_by_default(ferrule_server):
 
 
 def test_streamed_gzip_decodes(srv):
-    # Chunks that are all queued when the filter looks are compressed together, and framed
-    # with a Content-Length; chunks that trickle in go out chunked.
+    # Chunks that trickle in go out chunked. Chunks all queued when the filter looks are
+    # compressed together and framed with a Content-Length, but whether a generator that yields
+    # at once has queued them all by then is a race between two threads: that case is proven
+    # deterministically in middleware/filter.rs (`a_stream_queued_whole_is_compressed_...`),
+    # and here only decodes, in either framing.
     expected = b"".join(f"chunk-{i}\n".encode() * 40 for i in range(3))
-    for target, framing in [("/stream?n=3", "length"), ("/stream?n=3&delay=0.1", "chunked")]:
+    for target in ["/stream?n=3", "/stream?n=3&delay=0.1"]:
         r = srv.get(target, [("Accept-Encoding", "gzip")])
-        assert r.get("Content-Encoding") == "gzip" and r.framing in (framing, "length")
+        assert r.get("Content-Encoding") == "gzip" and r.framing in ("chunked", "length")
         assert gzip.decompress(r.body) == expected
     assert r.framing == "chunked"
 

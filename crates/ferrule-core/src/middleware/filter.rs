@@ -349,6 +349,63 @@ mod tests {
         }
     }
 
+    /// Runs [`stream`] over `first` and `queued` (all already in the channel when it looks)
+    /// and returns what it sends on.
+    fn streamed(queued: Vec<ResponsePart>) -> Vec<ResponsePart> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (app_tx, app_rx) = mpsc::channel(16);
+            for part in queued {
+                app_tx.try_send(part).unwrap();
+            }
+            drop(app_tx);
+            let (tx, mut rx) = mpsc::channel(16);
+            let first = Bytes::from_static(b"chunk-0\n");
+            stream(head(200, &[]), first, Coding::Gzip, app_rx, tx).await;
+            let mut out = Vec::new();
+            while let Some(part) = rx.recv().await {
+                out.push(part);
+            }
+            out
+        })
+    }
+
+    fn gunzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(data)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_stream_queued_whole_is_compressed_into_one_part() {
+        let out = streamed(vec![
+            ResponsePart::Body(Bytes::from_static(b"chunk-1\n")),
+            ResponsePart::Body(Bytes::from_static(b"chunk-2\n")),
+            ResponsePart::End,
+        ]);
+        // One `Start { end: true }`: the writer frames it with a Content-Length.
+        let [ResponsePart::Start { first, end, .. }] = &out[..] else {
+            panic!("expected one whole part, got {out:?}");
+        };
+        assert!(*end);
+        assert_eq!(gunzip(first), b"chunk-0\nchunk-1\nchunk-2\n");
+    }
+
+    #[test]
+    fn a_stream_still_open_goes_out_in_parts() {
+        let out = streamed(vec![ResponsePart::Body(Bytes::from_static(b"chunk-1\n"))]);
+        // The app's channel closed without `End`: the head and the first batch, then Abort.
+        assert!(matches!(
+            &out[..],
+            [ResponsePart::Start { end: false, .. }, ResponsePart::Abort]
+        ));
+    }
+
     fn settings() -> CompressSettings {
         CompressSettings {
             min_size: 100,
