@@ -136,6 +136,8 @@ class Scenario:
     # "http/1.1" (wrk), or HTTP/2 measured with h2load: "h2c" (cleartext, prior knowledge) or
     # "h2" (TLS, chosen by ALPN).
     protocol: str = "http/1.1"
+    # Measure the app alone too (`app_alone.py`: called in a loop on the server's CPU, no server).
+    alone: bool = False
 
     @property
     def http2(self) -> bool:
@@ -240,7 +242,13 @@ SCENARIOS = [
         check=_expect_len(13),
     ),
     Scenario(
-        "flask", "Flask JSON route, 64 connections", "flask_json", "/json", 64, check=_expect_json
+        "flask",
+        "Flask JSON route, 64 connections",
+        "flask_json",
+        "/json",
+        64,
+        check=_expect_json,
+        alone=True,
     ),
     Scenario(
         "slowloris",
@@ -765,6 +773,38 @@ def check_pipelining(sc: Scenario, port: int) -> None:
     )
 
 
+def check_close(sc: Scenario, port: int) -> None:
+    """A request with `Connection: close` must be answered and the connection then closed by
+    the server (RFC 9112 §9.6: a server that receives "close" "MUST initiate closure of the
+    connection after it sends the final response"). wrk cannot tell: it reopens a connection
+    the server closed, and keeps using one the server left open, so a server that ignores
+    "close" is measured as keep-alive in a close scenario."""
+    request = f"GET {sc.path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    data, closed = b"", False
+    deadline = time.monotonic() + CHECK_SLOW_S
+    with socket.create_connection(("127.0.0.1", port), timeout=CHECK_SLOW_S) as sock:
+        sock.sendall(request.encode())
+        while time.monotonic() < deadline:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                break
+            except OSError as exc:
+                raise CheckFailed(f"close check: {exc!r}") from exc
+            if not chunk:
+                closed = True
+                break
+            data += chunk
+    if not _STATUS_200.findall(data):
+        raise CheckFailed(f"close check: no 200 response within {CHECK_SLOW_S:.0f} s")
+    if not closed:
+        raise CheckFailed(
+            f"close check: the connection was left open {CHECK_SLOW_S:.0f} s after the response "
+            "to a request with `Connection: close` (RFC 9112 §9.6: the server must close it)"
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # wrk
 
@@ -1040,6 +1080,8 @@ def bench_one(
         check_response(sc, port)
         if sc.check_pipelining:
             check_pipelining(sc, port)
+        if not sc.keep_alive:
+            check_close(sc, port)
         if sc.hostile:
             rss_before, _ = tree_memory_kb(proc.pid)
             hostile = Hostile(sc.hostile, sc.hostile_connections, port)
@@ -1085,6 +1127,38 @@ def bench_one(
     if result["runs"]:
         result["median"] = summarize(result["runs"], sc.latency_valid)
     return result
+
+
+def bench_alone(sc: Scenario, opts: argparse.Namespace) -> dict:
+    """The scenario's app called in a loop on the server's CPU, with no server (`app_alone.py`):
+    warm-up, then `runs` runs of `duration` seconds; the median calls per second."""
+    argv = [sys.executable, str(HERE / "app_alone.py"), sc.app, sc.path]
+    if opts.pin:
+        argv = ["taskset", "-c", SERVER_CPU, *argv]
+    result: dict = {"scenario": sc.name, "argv": argv, "runs": []}
+    try:
+        if opts.warmup > 0:
+            _call_alone(argv, opts.warmup)
+        for _ in range(opts.runs):
+            result["runs"].append(_call_alone(argv, opts.duration))
+    except CheckFailed as exc:
+        result["failure"] = str(exc)
+        return result
+    result["calls_per_s"] = statistics.median(r["calls_per_s"] for r in result["runs"])
+    return result
+
+
+def _call_alone(argv: list[str], duration: float) -> dict:
+    proc = subprocess.run(
+        [*argv, "--duration", str(duration)],
+        capture_output=True,
+        text=True,
+        timeout=duration + WRK_GRACE_S,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise CheckFailed(f"app_alone.py exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout)
 
 
 def summarize(runs: list[dict], latency_valid: bool) -> dict:
@@ -1299,7 +1373,83 @@ def markdown(report: dict) -> str:
         lines.append("")
         if sc.hostile:
             lines += hostile_notes(report, sc, rows)
+        lines += alone_notes(report, sc, rows)
+    lines += bar_table(report)
     return "\n".join(lines)
+
+
+#: Issue 7's bars: (scenario, what, the figure's name, test of the figure). The figures come from
+#: `_bar_figures`; a bar whose figures are missing (a server or scenario not run) is not shown.
+BARS: list[tuple[str, str, str, Callable[[float], bool]]] = [
+    ("hello", "RPS ≥ 1.0× bjoern", "rps_vs_bjoern", lambda v: v >= 1.0),
+    ("hello", "RPS ≥ 2× granian", "rps_vs_granian", lambda v: v >= 2.0),
+    ("hello", "CPU µs/req ≤ bjoern's (ratio ≤ 1)", "cpu_vs_bjoern", lambda v: v <= 1.0),
+    ("hello", "RSS ≤ 15 MB", "rss_mb", lambda v: v <= 15.0),
+    ("hello-close", "RPS ≥ 1.0× best clean peer", "rps_vs_best", lambda v: v >= 1.0),
+    ("big", "RPS ≥ 1.3× best clean peer", "rps_vs_best", lambda v: v >= 1.3),
+    ("gen", "RPS ≥ 1.5× granian", "rps_vs_granian", lambda v: v >= 1.5),
+    ("echo", "RPS ≥ 1.3× best clean peer", "rps_vs_best", lambda v: v >= 1.3),
+    ("sleep", "RPS ≥ 3,150", "rps", lambda v: v >= 3150),
+    ("sleep", "p99 ≤ 42 ms", "p99_ms", lambda v: v <= 42.0),
+    ("flask", "RPS ≥ 0.95× the app alone", "rps_vs_alone", lambda v: v >= 0.95),
+]
+
+
+def _bar_figures(report: dict, sc_name: str) -> dict[str, float]:
+    """ferrule's figures in one scenario, against the peers in the same run."""
+    rows = [r for r in report["results"] if r["scenario"] == sc_name and r["ok"]]
+    own = next((r for r in rows if r["server"] == "ferrule"), None)
+    med = (own or {}).get("median") or {}
+    if not med.get("rps"):
+        return {}
+    figures = {"rps": med["rps"], "rss_mb": own["rss_kb"] / 1024}
+    if med.get("p99_ms") is not None:
+        figures["p99_ms"] = med["p99_ms"]
+    clean = [
+        r for r in rows if r["server"] != "ferrule" and r["median"] and not r["median"]["errors"]
+    ]
+    for r in clean:
+        figures[f"rps_vs_{r['server']}"] = med["rps"] / r["median"]["rps"]
+        if med.get("cpu_us_per_req") and r["median"].get("cpu_us_per_req"):
+            figures[f"cpu_vs_{r['server']}"] = med["cpu_us_per_req"] / r["median"]["cpu_us_per_req"]
+    if clean:
+        figures["rps_vs_best"] = med["rps"] / max(r["median"]["rps"] for r in clean)
+    alone = report.get("alone", {}).get(sc_name, {}).get("calls_per_s")
+    if alone:
+        figures["rps_vs_alone"] = med["rps"] / alone
+    return figures
+
+
+def bar_table(report: dict) -> list[str]:
+    """Issue 7's bars that this run measured: ferrule's figure and whether it meets the bar."""
+    rows = []
+    for sc_name, what, key, test in BARS:
+        value = _bar_figures(report, sc_name).get(key)
+        if value is not None:
+            rows.append(f"| {sc_name} | {what} | {value:,.2f} | {'yes' if test(value) else 'no'} |")
+    if not rows:
+        return []
+    head = ["### The bars (issue 7), this run", "", "| scenario | bar | ferrule | met |"]
+    return [*head, "| --- | --- | --- | --- |", *rows, ""]
+
+
+def alone_notes(report: dict, sc: Scenario, rows: list[dict]) -> list[str]:
+    """For a scenario measured alone too: the app's calls per second with no server, and each
+    server's RPS as a fraction of it."""
+    alone = report.get("alone", {}).get(sc.name)
+    if alone is None:
+        return []
+    if "calls_per_s" not in alone:
+        return [f"- the app alone: FAILED: {alone['failure']}", ""]
+    rate = alone["calls_per_s"]
+    lines = [
+        f"- the app alone (called in a loop on the server's CPU, no server): {rate:,.0f} calls/s"
+    ]
+    for r in rows:
+        rps = (r.get("median") or {}).get("rps")
+        if r["ok"] and rps:
+            lines.append(f"- {r['server']}: {rps / rate:.2f} of the app alone")
+    return lines + [""]
 
 
 def hostile_notes(report: dict, sc: Scenario, rows: list[dict]) -> list[str]:
@@ -1461,6 +1611,7 @@ def main(argv: list[str]) -> int:
             "server_cpus": server_cpus(),
         },
         "results": [],
+        "alone": {},
     }
     if any(sc.hostile for sc in scenarios):
         # Hostile connections need descriptors here and in the servers (which inherit it).
@@ -1486,6 +1637,16 @@ def main(argv: list[str]) -> int:
                         (f"{med['rps']:,.0f} rps" + (f", ERRORS {errs}" if errs else ""))
                         if res["ok"]
                         else "FAILED: " + res["failure"],
+                        file=sys.stderr,
+                    )
+                if sc.alone:
+                    print(f"[{sc.name}] the app alone ...", end=" ", file=sys.stderr, flush=True)
+                    alone = bench_alone(sc, opts)
+                    report["alone"][sc.name] = alone
+                    print(
+                        f"{alone['calls_per_s']:,.0f} calls/s"
+                        if "calls_per_s" in alone
+                        else "FAILED: " + alone["failure"],
                         file=sys.stderr,
                     )
         except KeyboardInterrupt:

@@ -15,14 +15,14 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, Callable
 
-from ferrule import compat, sources
+from ferrule import compat, lean, sources
 from ferrule.config import (
     Config,
     add_arguments,
 )
 from ferrule.hooks import HookError, Hooks
-from ferrule.loader import AppLoadError, load_app, wrap_middleware
-from ferrule.logsetup import LogSetupError, apply_log_config
+from ferrule.loader import AppLoadError
+from ferrule.pidfile import PidFile
 from ferrule.process import Launch, ProcessError, prepare
 
 __all__ = ["build_parser", "main"]
@@ -104,10 +104,7 @@ def build_parser(prog: str = "ferrule") -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> int:
-    sys.stderr.write(f"Error: {message}\n")
-    sys.stderr.flush()
-    return 1
+_fail = lean.fail
 
 
 def _run_workers(
@@ -130,50 +127,13 @@ def _run_workers(
         return _fail(str(e))
 
 
-class _PidFile:
-    """`--pid FILE`: this process's pid in FILE while it serves (written atomically, removed
-    at exit if it still names us); refused when FILE names another live process."""
-
-    def __init__(self, path: str | None, replaces: int | None = None) -> None:
-        self.path = path
-        #: The old master a USR2 re-exec replaces: its pid in FILE is expected, not a conflict.
-        self.replaces = replaces
-
-    def write(self) -> None:
-        if self.path is None:
-            return
-        try:
-            with open(self.path, encoding="ascii") as f:
-                other = int(f.read().strip() or "0")
-        except (OSError, ValueError):
-            other = 0
-        if other > 0 and other != os.getpid() and other != self.replaces:
-            try:
-                os.kill(other, 0)
-            except ProcessLookupError:
-                pass  # a stale file from a process that is gone
-            except PermissionError:
-                raise OSError(f"--pid {self.path}: already running as pid {other}") from None
-            else:
-                raise OSError(f"--pid {self.path}: already running as pid {other}")
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(f"{os.getpid()}\n")
-        os.replace(tmp, self.path)
-
-    def remove(self) -> None:
-        if self.path is None:
-            return
-        try:
-            with open(self.path, encoding="ascii") as f:
-                if f.read().strip() == str(os.getpid()):
-                    os.unlink(self.path)
-        except OSError:
-            pass
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command; returns the exit code."""
+    """Runs the command; returns the exit code.
+
+    Run as the process's command (`argv` None: the arguments are `sys.argv`), a single-process
+    server re-executes itself lean (`ferrule.lean`); called with an explicit `argv` (embedded,
+    tests), it never replaces the calling process."""
+    reexec = argv is None
     parser = build_parser()
     environ = os.environ
     try:
@@ -204,25 +164,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProcessError as e:
         return _fail(str(e))
     if args.check_config or config.pid_file is None:
-        return _main(args, config, launch)
-    pid_file = _PidFile(config.pid_file, replaces=launch.old_master)
+        return _main(args, config, launch, reexec)
+    pid_file = PidFile(config.pid_file, replaces=launch.old_master)
     try:
         pid_file.write()
     except OSError as e:
         return _fail(str(e))
     # A forked worker leaves with os._exit and never gets here: only this process removes it.
     try:
-        return _main(args, config, launch)
+        return _main(args, config, launch, reexec)
     finally:
         pid_file.remove()
 
 
-def _main(args: argparse.Namespace, config: Config, launch: Launch) -> int:
+def _main(args: argparse.Namespace, config: Config, launch: Launch, reexec: bool) -> int:
     """Runs the server hooks around `_serve` (on_starting first, on_exit last)."""
     # -e/--env: in the environment before any hook or app code runs; workers inherit it.
     config.apply_env()
     if args.check_config or not config.hooks:
-        return _serve(args, config, launch, None)
+        return _serve(args, config, launch, None, reexec)
     hooks = Hooks(config)
     try:
         hooks.on_starting()
@@ -232,15 +192,16 @@ def _main(args: argparse.Namespace, config: Config, launch: Launch) -> int:
             traceback.print_exception(type(cause), cause, cause.__traceback__)
         return _fail(str(e))
     try:
-        return _serve(args, config, launch, hooks)
+        return _serve(args, config, launch, hooks, reexec)
     finally:
         hooks.call("on_exit", hooks.server)
 
 
-def _serve(args: argparse.Namespace, config: Config, launch: Launch, hooks: Hooks | None) -> int:
+def _serve(
+    args: argparse.Namespace, config: Config, launch: Launch, hooks: Hooks | None, reexec: bool
+) -> int:
     """Loads the app and serves it (see `main`)."""
     assert config.app is not None  # the positional is required
-    app_spec = config.app
     if config.reload and config.preload:
         # The workers must import the code afresh: a preloaded app would be the old one.
         sys.stderr.write("ferrule: warning: --preload is ignored with --reload\n")
@@ -251,35 +212,22 @@ def _serve(args: argparse.Namespace, config: Config, launch: Launch, hooks: Hook
         sys.dont_write_bytecode = True
 
     def load() -> Callable[..., Any]:
-        try:
-            apply_log_config(config.log_config, config.log_config_dict)
-        except LogSetupError as e:
-            raise AppLoadError(str(e)) from None
-        app = load_app(app_spec, chdir=config.chdir, pythonpath=config.pythonpath)
-        return wrap_middleware(app, config.middleware)
+        return lean.load(config)
 
     if config.uses_master and not config.preload and not args.check_config:
         # Each worker loads the app; the master reports a load error once (exit 1).
         return _run_workers(config, load, None, launch, hooks)
+    if reexec and not (config.uses_master or hooks or args.check_config or launch.old_master):
+        # Serve from a fresh interpreter without the command's imports (returns only when it
+        # cannot; see ferrule.lean).
+        lean.exec_lean(config)
     try:
         app = load()
     except AppLoadError as e:
-        if e.show_traceback and e.__cause__ is not None:
-            traceback.print_exception(type(e.__cause__), e.__cause__, e.__cause__.__traceback__)
-        return _fail(str(e))
+        return lean.report_load_error(e)
     if args.check_config:
         sys.stdout.write(f"ferrule: configuration OK, app {config.app!r} loaded\n")
         return 0
     if config.uses_master:
         return _run_workers(config, load, app, launch, hooks)
-    try:
-        from ferrule.server import run
-
-        run(app, config, hooks=hooks)
-    except ImportError as e:
-        if getattr(e, "name", None) == "ferrule._ferrule":
-            return _fail(f"the ferrule extension module is not built or not importable: {e}")
-        raise
-    except (OSError, ValueError) as e:
-        return _fail(str(e))
-    return 0
+    return lean.serve_loaded(app, config, hooks)

@@ -19,15 +19,21 @@ exception is its ``__cause__`` and ``show_traceback`` is true.
 
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.machinery
 import importlib.util
+import keyword
 import os
 import sys
-from collections.abc import Sequence
-from types import ModuleType
-from typing import Any, Callable
+
+# This module is imported by the process that serves: `ast` (for factory calls) is imported only
+# when APP has one, and `typing` not at all (see `ferrule.lean`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ast
+    from collections.abc import Sequence
+    from types import ModuleType
+    from typing import Any, Callable
 
 __all__ = ["AppLoadError", "load_app", "parse_app_spec", "prepare_sys_path", "wrap_middleware"]
 
@@ -92,6 +98,8 @@ def _is_file_at_load(spec: AppSpec) -> bool:
 
 def _attr_path(node: ast.expr, text: str) -> tuple[str, ...]:
     """`a.b.c` as ('a', 'b', 'c'); anything else is an error."""
+    import ast
+
     parts: list[str] = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
@@ -103,6 +111,8 @@ def _attr_path(node: ast.expr, text: str) -> tuple[str, ...]:
 
 
 def _literal(node: ast.expr, text: str) -> Any:
+    import ast
+
     try:
         return ast.literal_eval(node)
     except ValueError:
@@ -113,6 +123,11 @@ def _literal(node: ast.expr, text: str) -> Any:
 
 
 def _parse_object(text: str) -> tuple[tuple[str, ...], tuple[tuple[Any, ...], dict] | None]:
+    names = text.strip().split(".")
+    if all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
+        return tuple(names), None  # NAME or NAME.ATTR: no need to parse
+    import ast
+
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError:

@@ -17,12 +17,16 @@ stdout while the access log is stdout (``--access-logfile -``).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any
+
+# Imported by the process that serves: `json` only for a JSON --log-config, `typing` not at all
+# (see `ferrule.lean`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 __all__ = ["LogSetupError", "apply_log_config", "capture_output"]
 
@@ -45,6 +49,8 @@ def _load_dict(path: str) -> Mapping[str, Any]:
                 raise LogSetupError(f"--log-config {path}: TOML needs 'tomli' on Python < 3.11")
         with open(path, "rb") as f:
             return tomllib.load(f)
+    import json
+
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     if not isinstance(data, dict):

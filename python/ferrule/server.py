@@ -7,12 +7,14 @@ the server drains gracefully and the workers return. A second SIGINT/SIGTERM (du
 handled in Rust, or while `run` waits for the app threads, handled here) ends the wait at once.
 
 The extension is imported inside `run`, never at module import, so `ferrule.config` and
-`ferrule.loader` work before it is built.
+`ferrule.loader` work before it is built. `run` is also what the lean serving process
+(`ferrule.lean`) calls, so this module imports nothing at module level beyond the standard
+library's basics: `ferrule.config` (with `dataclasses`, `argparse`, `typing`) only where a
+master or `serve()` needs it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import importlib
 import os
@@ -20,12 +22,30 @@ import signal
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Sequence
-from typing import Any, Callable
 
-from ferrule.config import RUST_OPTIONS, Config
-from ferrule.loader import AppLoadError
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, Callable, Protocol
+
+    from ferrule.config import Config
+
+    class ServeConfig(Protocol):
+        """What `run` reads of its configuration: `ferrule.config.Config`, or the settings a
+        lean serving process got from the CLI (`ferrule.lean.Settings`)."""
+
+        @property
+        def threads(self) -> int: ...
+        @property
+        def capture_output(self) -> bool: ...
+        @property
+        def error_log(self) -> str: ...
+        @property
+        def access_log(self) -> str | None: ...
+        @property
+        def reload(self) -> bool: ...
+        def to_rust_json(self) -> str: ...
+
 
 __all__ = ["run", "run_workers", "serve"]
 
@@ -97,7 +117,7 @@ def _join(
 
 
 def run(
-    app: Callable[..., Any], config: Config, worker_process: Any = None, hooks: Any = None
+    app: Callable[..., Any], config: ServeConfig, worker_process: Any = None, hooks: Any = None
 ) -> None:
     """Serves `app` with `config` until SIGINT/SIGTERM (main thread) or the server is stopped.
 
@@ -126,7 +146,10 @@ def run(
             hooks.single_process_started()
         hooks.worker_ready(app)
     if config.reload and worker_process is not None:
+        from ferrule.config import Config
         from ferrule.reload import start_watcher
+
+        assert isinstance(config, Config)  # --reload always runs under a master
 
         start_watcher(config, worker_process.retire, _ferrule.log)
     workers = [
@@ -158,6 +181,10 @@ def run(
 def _describe_load_error(exc: BaseException) -> str:
     """What the CLI prints when the app cannot be loaded: the app's traceback when its own code
     raised, then one `Error: ...` line."""
+    import traceback
+
+    from ferrule.loader import AppLoadError
+
     if isinstance(exc, AppLoadError):
         text = ""
         if exc.show_traceback and exc.__cause__ is not None:
@@ -186,6 +213,9 @@ def run_workers(
     command line is `sys.executable` + `sys.orig_argv`), the old master this one replaces,
     and the workers' user and group (switched to right after the fork, before `load()`).
     """
+    import dataclasses
+    import traceback
+
     from ferrule import process
 
     _ferrule = importlib.import_module("ferrule._ferrule")
@@ -255,6 +285,8 @@ def serve(
     ``log_level="debug"``, ``keepalive_timeout=10``); an unknown name raises TypeError naming it,
     a bad value raises ValueError (`ConfigError`) naming the option.
     """
+    from ferrule.config import RUST_OPTIONS, Config
+
     if not callable(app):
         raise TypeError(f"serve() needs a WSGI callable, got {type(app).__name__}")
     # serve() runs in the calling process: worker processes, and recycling them, are the

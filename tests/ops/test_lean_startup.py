@@ -20,6 +20,19 @@ NOT_IMPORTED = {
     "socketserver": "pulled in by logging.config",
 }
 
+#: Modules the command needs to resolve the configuration and a single-process server does not
+#: hold, because the command re-executes into `ferrule.lean` (about 5.5 MB in all).
+NOT_IN_LEAN = {
+    "argparse": "the command line: parsed by the command before the re-exec",
+    "dataclasses": "ferrule.config's Config (with inspect, ast, dis)",
+    "inspect": "pulled in by dataclasses",
+    "typing": "about 1.7 MB: annotations only, behind TYPE_CHECKING",
+    "ferrule.config": "the option table: resolved by the command",
+    "ferrule.cli": "the command itself",
+    "ferrule.sources": "config files, environment: resolved by the command",
+    "json": "the settings cross the exec as marshal data",
+}
+
 
 @pytest.mark.parametrize("args", [(), ("--workers", "2")], ids=["single", "workers"])
 def test_serving_process_skips_heavy_imports(ferrule_server, args):
@@ -30,3 +43,56 @@ def test_serving_process_skips_heavy_imports(ferrule_server, args):
     assert "ferrule._ferrule" in modules, "the answer is not the server's module list"
     found = {name: why for name, why in NOT_IMPORTED.items() if name in modules}
     assert not found, f"a serving process imported {found}"
+
+
+def _modules(srv) -> set[str]:
+    resp = srv.get("/")
+    assert resp.status == 200, resp
+    modules = set(resp.body.decode().split("\n"))
+    assert "ferrule._ferrule" in modules, "the answer is not the server's module list"
+    return modules
+
+
+def test_single_process_serves_from_the_lean_module(ferrule_server):
+    srv = ferrule_server("modules_app:application")
+    modules = _modules(srv)
+    assert "ferrule.loader" in modules  # the app was loaded by ferrule.lean, run as __main__
+    found = {name: why for name, why in NOT_IN_LEAN.items() if name in modules}
+    assert not found, f"the single-process server still holds {found}"
+    # The same pid as the command (the harness checks the Listening line's pid), re-executed.
+    with open(f"/proc/{srv.proc.pid}/cmdline", "rb") as f:
+        cmdline = f.read().split(b"\0")
+    assert b"ferrule.lean" in cmdline, cmdline
+    # The app sees the command's sys.argv and none of the settings that crossed the exec.
+    environ = srv.get("/environ").body.decode().split("\n")
+    assert "_FERRULE_LEAN_SETTINGS" not in environ
+    assert "PATH" in environ
+    argv = srv.get("/argv").body.decode().split("\n")
+    assert argv[-1] == "modules_app:application", argv
+
+
+def test_interpreter_flags_cross_the_exec(ferrule_server):
+    """-W error (the harness's PEP 3333 runs) and -X options reach the lean process."""
+    srv = ferrule_server("modules_app:application", warnings_as_errors=True)
+    with open(f"/proc/{srv.proc.pid}/cmdline", "rb") as f:
+        cmdline = f.read().split(b"\0")
+    assert b"-Werror" in cmdline[: cmdline.index(b"-m")], cmdline
+
+
+def test_hooks_keep_the_command_process(ferrule_server, tmp_path):
+    """Server hooks are Python callables from the config file: no re-exec."""
+    conf = tmp_path / "conf.py"
+    conf.write_text("def when_ready(server):\n    pass\n")
+    modules = _modules(ferrule_server("modules_app:application", "--config", str(conf)))
+    assert "ferrule.cli" in modules
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--workers", "2"), ("--max-requests", "1000")],
+    ids=["workers", "recycling"],
+)
+def test_a_master_keeps_its_imports(ferrule_server, args):
+    """With a master, the workers are forks of the command's process (no re-exec)."""
+    modules = _modules(ferrule_server("modules_app:application", *args))
+    assert "ferrule.cli" in modules
