@@ -13,6 +13,7 @@
 //! Files, one job each: [`listen`] (binding), `conn` (one connection's request loop), `body`
 //! (request bodies), `respond` (writing the app's response), `sendfile` (file bodies), `io`
 //! (readiness-based reads and writes with timeouts), `access` (the access log line),
+//! [`malloc_trim`] (glibc's trim threshold, set before serving),
 //! `overload` (the connection cap and its fast 503), `h2` (HTTP/2 connections through hyper: h2c
 //! prior knowledge from `conn`, ALPN `h2` from the TLS path).
 
@@ -25,6 +26,7 @@ mod handoff;
 mod idle;
 mod io;
 pub mod listen;
+pub mod malloc_trim;
 mod overload;
 mod respond;
 pub(crate) use respond::app_content_length;
@@ -313,6 +315,8 @@ impl Server {
                 message: "the server has already run".to_owned(),
             });
         }
+        // Before any thread of ours allocates: request-sized buffers stay in glibc's arenas.
+        malloc_trim::tune();
         // One I/O thread, as a multi-thread runtime with a single worker rather than a
         // current-thread runtime: an application thread that finishes a response wakes its
         // connection's task from outside the runtime, and a current-thread runtime answers every
