@@ -15,10 +15,10 @@ master or `serve()` needs it.
 
 from __future__ import annotations
 
+import _signal as signal  # not `signal`: its enums import `enum` (0.3 MB), unused here
 import gc
 import importlib
 import os
-import signal
 import sys
 import threading
 import time
@@ -57,6 +57,7 @@ WORKER_JOIN_TIMEOUT = 5.0
 #: Signals whose Python handlers are set to SIG_DFL while Rust serves, so Rust's handlers replace
 #: them cleanly (Python's handler would only set a flag that nobody checks while `run()` blocks).
 _SERVER_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
 
 def _default_signals() -> dict[int, Any]:
@@ -81,7 +82,7 @@ class _StopWaiting(Exception):
 
 
 def _stop_waiting(signum: int, frame: Any) -> None:
-    raise _StopWaiting(signal.Signals(signum).name)
+    raise _StopWaiting(_SIGNAL_NAMES.get(signum, str(signum)))
 
 
 def _ignore(signum: int, frame: Any) -> None:
