@@ -743,27 +743,38 @@ def _check_once(sc: Scenario, port: int, timed: bool) -> None:
 _STATUS_200 = re.compile(rb"HTTP/1\.[01] 200 ")
 
 
-def check_pipelining(sc: Scenario, port: int) -> None:
-    """Two requests in one write: both must be answered, or the first answered and the
-    connection closed (a server may decline pipelining that way). A server that answers the
-    first and then sits on the second stalls every wrk connection of the pipeline scenario."""
-    request = f"GET {sc.path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+def _exchange(
+    port: int, request: bytes, what: str, enough: Callable[[bytes], bool]
+) -> tuple[bytes, bool]:
+    """Sends `request` and reads until `enough(data)`, the server closes the connection, or
+    CHECK_SLOW_S passes; returns what arrived and whether the server closed."""
     data, closed = b"", False
     deadline = time.monotonic() + CHECK_SLOW_S
     with socket.create_connection(("127.0.0.1", port), timeout=CHECK_SLOW_S) as sock:
-        sock.sendall(request * 2)
-        while len(_STATUS_200.findall(data)) < 2 and time.monotonic() < deadline:
+        sock.sendall(request)
+        while not enough(data) and time.monotonic() < deadline:
             sock.settimeout(max(deadline - time.monotonic(), 0.001))
             try:
                 chunk = sock.recv(65536)
             except socket.timeout:
                 break
             except OSError as exc:
-                raise CheckFailed(f"pipelining check: {exc!r}") from exc
+                raise CheckFailed(f"{what}: {exc!r}") from exc
             if not chunk:
                 closed = True
                 break
             data += chunk
+    return data, closed
+
+
+def check_pipelining(sc: Scenario, port: int) -> None:
+    """Two requests in one write: both must be answered, or the first answered and the
+    connection closed (a server may decline pipelining that way). A server that answers the
+    first and then sits on the second stalls every wrk connection of the pipeline scenario."""
+    request = f"GET {sc.path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    data, closed = _exchange(
+        port, request * 2, "pipelining check", lambda d: len(_STATUS_200.findall(d)) >= 2
+    )
     answered = len(_STATUS_200.findall(data))
     if answered >= 2 or (answered == 1 and closed):
         return
@@ -780,22 +791,7 @@ def check_close(sc: Scenario, port: int) -> None:
     the server closed, and keeps using one the server left open, so a server that ignores
     "close" is measured as keep-alive in a close scenario."""
     request = f"GET {sc.path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    data, closed = b"", False
-    deadline = time.monotonic() + CHECK_SLOW_S
-    with socket.create_connection(("127.0.0.1", port), timeout=CHECK_SLOW_S) as sock:
-        sock.sendall(request.encode())
-        while time.monotonic() < deadline:
-            sock.settimeout(max(deadline - time.monotonic(), 0.001))
-            try:
-                chunk = sock.recv(65536)
-            except socket.timeout:
-                break
-            except OSError as exc:
-                raise CheckFailed(f"close check: {exc!r}") from exc
-            if not chunk:
-                closed = True
-                break
-            data += chunk
+    data, closed = _exchange(port, request.encode(), "close check", lambda d: False)
     if not _STATUS_200.findall(data):
         raise CheckFailed(f"close check: no 200 response within {CHECK_SLOW_S:.0f} s")
     if not closed:

@@ -115,16 +115,13 @@ def _run_workers(
     hooks: Hooks | None = None,
 ) -> int:
     """A master and its workers (`Config.uses_master`); returns the master's exit code."""
-    try:
+
+    def serve() -> int:
         from ferrule.server import run_workers
 
         return run_workers(config, load, app, launch=launch, hooks=hooks)
-    except ImportError as e:
-        if getattr(e, "name", None) == "ferrule._ferrule":
-            return _fail(f"the ferrule extension module is not built or not importable: {e}")
-        raise
-    except (OSError, ValueError) as e:
-        return _fail(str(e))
+
+    return lean.exit_code_of(serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

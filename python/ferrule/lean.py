@@ -54,7 +54,7 @@ if TYPE_CHECKING:
         def log_config_dict(self) -> Mapping[str, Any] | None: ...
 
 
-__all__ = ["Settings", "exec_lean", "fail", "load", "main", "serve_loaded"]
+__all__ = ["Settings", "exec_lean", "exit_code_of", "fail", "load", "main", "serve_loaded"]
 
 #: The environment variable that carries the settings into the lean process (removed at once).
 ENV_SETTINGS = "_FERRULE_LEAN_SETTINGS"
@@ -164,17 +164,27 @@ def report_load_error(e: AppLoadError) -> int:
 
 def serve_loaded(app: Callable[..., Any], config: ServeConfig, hooks: Any = None) -> int:
     """Serves `app` in this process until it is stopped; returns the exit code."""
-    try:
+
+    def serve() -> int:
         from ferrule.server import run
 
         run(app, config, hooks=hooks)
+        return 0
+
+    return exit_code_of(serve)
+
+
+def exit_code_of(serve: Callable[[], int]) -> int:
+    """Runs `serve` (which imports `ferrule.server` and serves); a missing extension, a listener
+    that cannot be bound or a configuration the extension rejects become `Error: ...` and 1."""
+    try:
+        return serve()
     except ImportError as e:
         if getattr(e, "name", None) == "ferrule._ferrule":
             return fail(f"the ferrule extension module is not built or not importable: {e}")
         raise
     except (OSError, ValueError) as e:
         return fail(str(e))
-    return 0
 
 
 def _interpreter_flags() -> list[str]:
