@@ -87,6 +87,8 @@ def main() -> None:
         "--tool=callgrind",
         f"--callgrind-out-file={out}",
         "--collect-atstart=yes",
+        # The command re-executes itself as `python -m ferrule.lean` (same pid): follow it.
+        "--trace-children=yes",
         args.python,
         "-m",
         "ferrule",

@@ -331,12 +331,32 @@ impl Protocol {
 }
 
 /// How error-log lines name a connection's client: `IP:PORT` (`[V6]:PORT`), or `unix socket`
-/// for a Unix socket peer (whose `peer` is the `0.0.0.0:0` placeholder).
+/// for a Unix socket peer (whose `peer` is the `0.0.0.0:0` placeholder). A borrow: nothing is
+/// computed until a line is formatted (`log::debug!` formats nothing when debug is off).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct PeerLabel<'a>(pub(crate) &'a ConnInfo);
+
+impl PeerLabel<'_> {
+    /// The same label without the borrow, for what outlives the connection's [`ConnInfo`]
+    /// borrow (an HTTP/2 stream's response body, its body feeder task).
+    pub(crate) fn owned(self) -> OwnedPeerLabel {
+        OwnedPeerLabel(client(self.0))
+    }
+}
 
 impl std::fmt::Display for PeerLabel<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match client(self.0) {
+        self.owned().fmt(f)
+    }
+}
+
+/// [`PeerLabel`] copied out of its connection ([`PeerLabel::owned`]): `Copy`, the same text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OwnedPeerLabel(Option<(IpAddr, Option<u16>)>);
+
+impl std::fmt::Display for OwnedPeerLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
             None => f.write_str("unix socket"),
             Some((ip, Some(port))) => write!(f, "{}", std::net::SocketAddr::new(ip, port)),
             Some((ip, None)) => write!(f, "{ip}"),
@@ -816,6 +836,8 @@ User-Agent: t/1\r\nAuthorization: Basic dXNlcjpwYXNz\r\nX-Q: a\"b\r\n\r\n";
             (&"10.1.2.3".into(), &5555.into())
         );
         assert_eq!(PeerLabel(&conn()).to_string(), "10.1.2.3:5555");
+        assert_eq!(PeerLabel(&c).owned().to_string(), "unix socket");
+        assert_eq!(PeerLabel(&conn()).owned().to_string(), "10.1.2.3:5555");
     }
 
     /// A uwsgi connection as `serve_uwsgi` leaves it: `peer` is the packet's client when it

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
+use super::access::PeerLabel;
 use super::body::{BodyFail, BodyReader, Buffered, FeedEnd};
 use super::idle::{Expiry, Wait};
 use super::io::{read_some, write_all};
@@ -230,7 +231,7 @@ impl Conn {
                 Err(_) => {
                     log::debug!(
                         "{}: no PROXY header within the header timeout",
-                        self.info.peer
+                        PeerLabel(&self.info)
                     );
                     return false;
                 }
@@ -240,7 +241,7 @@ impl Conn {
             // Bytes after the PROXY header are the start of the TLS handshake.
             if !self.buf.is_empty() {
                 if let Err(e) = tls.feed(&self.buf) {
-                    log::debug!("{}: TLS handshake failed: {e}", self.info.peer);
+                    log::debug!("{}: TLS handshake failed: {e}", PeerLabel(&self.info));
                     return false;
                 }
                 self.buf = BytesMut::new();
@@ -248,11 +249,11 @@ impl Conn {
             match tokio::time::timeout_at(deadline.into(), tls.handshake()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    log::debug!("{}: TLS handshake failed: {e}", self.info.peer);
+                    log::debug!("{}: TLS handshake failed: {e}", PeerLabel(&self.info));
                     return false;
                 }
                 Err(_) => {
-                    log::debug!("{}: TLS handshake timeout", self.info.peer);
+                    log::debug!("{}: TLS handshake timeout", PeerLabel(&self.info));
                     return false;
                 }
             }
@@ -266,7 +267,6 @@ impl Conn {
     /// connection is closed, without a response.
     async fn read_proxy_header(&mut self, mode: crate::proxy_protocol::ProxyProtocolMode) -> bool {
         use crate::proxy_protocol::{parse, Parsed};
-        let peer = self.info.peer;
         loop {
             match parse(&mut self.buf, mode) {
                 Ok(Parsed::Complete(header)) => {
@@ -279,19 +279,22 @@ impl Conn {
                 }
                 Ok(Parsed::Partial) => {}
                 Err(e) => {
-                    log::debug!("{peer}: closing: {e}");
+                    log::debug!("{}: closing: {e}", PeerLabel(&self.info));
                     return false;
                 }
             }
             // Raw bytes: the header precedes TLS.
             match self.stream.read_raw(&mut self.buf, HEAD_READ).await {
                 Ok(0) => {
-                    log::debug!("{peer}: the client closed the connection before a PROXY header");
+                    log::debug!(
+                        "{}: the client closed the connection before a PROXY header",
+                        PeerLabel(&self.info)
+                    );
                     return false;
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    log::debug!("{peer}: closing: {e}");
+                    log::debug!("{}: closing: {e}", PeerLabel(&self.info));
                     return false;
                 }
             }
@@ -310,7 +313,6 @@ impl Conn {
     /// the connection is done (the reason was logged and, when the client must hear it,
     /// answered).
     async fn read_head(&mut self) -> Option<RequestHead> {
-        let peer = self.info.peer;
         // The header timeout runs from the first byte of this request (bytes are buffered now).
         let deadline = Instant::now() + self.shared.config.header_read();
         loop {
@@ -318,7 +320,7 @@ impl Conn {
                 Ok(Parsed::Complete(head)) => return Some(head),
                 Ok(Parsed::Partial) => {}
                 Err(e) => {
-                    log::debug!("{peer}: refused ({}): {e}", e.status());
+                    log::debug!("{}: refused ({}): {e}", PeerLabel(&self.info), e.status());
                     self.refuse_with(e).await;
                     return None;
                 }
@@ -330,7 +332,7 @@ impl Conn {
                 Ok(true) => {}
                 Ok(false) => return None,
                 Err(HeadTimedOut) => {
-                    log::debug!("{peer}: header timeout");
+                    log::debug!("{}: header timeout", PeerLabel(&self.info));
                     self.refuse_with(RequestError::HeaderTimeout).await;
                     return None;
                 }
@@ -344,12 +346,12 @@ impl Conn {
         let read = read_some(&self.stream, &mut self.buf, HEAD_READ);
         match tokio::time::timeout_at(deadline.into(), read).await {
             Ok(Ok(0)) => {
-                log::debug!("{}: {closed}", self.info.peer);
+                log::debug!("{}: {closed}", PeerLabel(&self.info));
                 Ok(false)
             }
             Ok(Ok(_)) => Ok(true),
             Ok(Err(e)) => {
-                log::debug!("{}: closing: {e}", self.info.peer);
+                log::debug!("{}: closing: {e}", PeerLabel(&self.info));
                 Ok(false)
             }
             Err(_) => Err(HeadTimedOut),
@@ -382,19 +384,22 @@ impl Conn {
                 match idle_wait(&self.stream, &self.shared, deadline, first).await {
                     IdleEnd::Readable => {}
                     IdleEnd::Failed(e) => {
-                        log::debug!("{}: closing: {e}", self.info.peer);
+                        log::debug!("{}: closing: {e}", PeerLabel(&self.info));
                         return false;
                     }
                     IdleEnd::TimedOut => {
                         let idle = self.idle_limit(first);
                         log::debug!(
                             "{}: closing idle connection: no request within {idle:?}",
-                            self.info.peer
+                            PeerLabel(&self.info)
                         );
                         return false;
                     }
                     IdleEnd::ShuttingDown => {
-                        log::debug!("{}: closing idle connection: shutting down", self.info.peer);
+                        log::debug!(
+                            "{}: closing idle connection: shutting down",
+                            PeerLabel(&self.info)
+                        );
                         return false;
                     }
                 }
@@ -407,7 +412,7 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.buf = BytesMut::new(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    log::debug!("{}: closing: {e}", self.info.peer);
+                    log::debug!("{}: closing: {e}", PeerLabel(&self.info));
                     return false;
                 }
             }
@@ -445,7 +450,7 @@ impl Conn {
             Ok(()) => self.linger().await,
             Err(e) => log::debug!(
                 "{}: writing the {status} response failed: {e}",
-                self.info.peer
+                PeerLabel(&self.info)
             ),
         }
     }
@@ -488,7 +493,6 @@ impl Conn {
         // Built-in middleware: X-Request-ID now; compression filters the response below.
         let (head, filter) = shared.middleware.prepare(head);
         let config = &shared.config;
-        let peer = self.info.peer;
         let version = head.version();
         let is_head = head.is_head();
         let wants_keep_alive = head.wants_keep_alive();
@@ -509,7 +513,7 @@ impl Conn {
             ) {
                 Ok(view) => Some(Box::new(view)),
                 Err(e) => {
-                    log::debug!("{peer}: refused (400): {e}");
+                    log::debug!("{}: refused (400): {e}", PeerLabel(&self.info));
                     self.refuse_with(e.into()).await;
                     return Next::Close;
                 }
@@ -526,7 +530,8 @@ impl Conn {
             BodyFraming::Length(n) => {
                 if limit != 0 && n > limit {
                     log::debug!(
-                        "{peer}: refused (413): Content-Length {n} over limit_request_body {limit}"
+                        "{}: refused (413): Content-Length {n} over limit_request_body {limit}",
+                        PeerLabel(&self.info)
                     );
                     self.refuse_with(RequestError::BodyTooLarge).await;
                     return Next::Close;
@@ -594,7 +599,7 @@ impl Conn {
             None => None,
         };
         // Hand-off, unless too many requests already wait for an application thread.
-        if static_part.is_none() && shared.queue_full(peer) {
+        if static_part.is_none() && shared.queue_full(&self.info) {
             self.refuse_with(RequestError::QueueFull).await;
             return Next::Close;
         }
@@ -605,7 +610,7 @@ impl Conn {
             forwarded,
         };
         // With a queue timeout, the job can be withdrawn while no thread has taken it.
-        let Ok((mut rx, claim)) = shared.hand_off(peer, request, filter, static_part) else {
+        let Ok((mut rx, claim)) = shared.hand_off(request, filter, static_part) else {
             self.refuse(503, "Service Unavailable").await;
             return Next::Close;
         };
@@ -614,7 +619,7 @@ impl Conn {
         let mut respond = Respond {
             stream: &self.stream,
             wbuf: &mut self.wbuf,
-            peer,
+            peer: PeerLabel(&self.info),
             version,
             is_head,
             keep_alive: wants_keep_alive,
@@ -640,7 +645,7 @@ impl Conn {
                 }
             };
             let write = respond.write(&mut rx);
-            let queue_timer = shared.queue_timed_out(peer, claim.as_ref());
+            let queue_timer = shared.queue_timed_out(&self.info, claim.as_ref());
             tokio::pin!(feed, write, queue_timer);
             loop {
                 tokio::select! {
@@ -663,7 +668,10 @@ impl Conn {
             match feed_end {
                 Some(FeedEnd::Complete) => {}
                 Some(FeedEnd::Failed(fail)) => {
-                    log::debug!("{peer}: closing after the response: {fail}");
+                    log::debug!(
+                        "{}: closing after the response: {fail}",
+                        PeerLabel(&self.info)
+                    );
                     reuse = false;
                 }
                 Some(FeedEnd::Abandoned) | None => {
@@ -671,7 +679,8 @@ impl Conn {
                         reuse = r.drain(&self.stream, &mut self.buf).await;
                         if !reuse {
                             log::debug!(
-                                "{peer}: closing: the application left the request body unread"
+                                "{}: closing: the application left the request body unread",
+                                PeerLabel(&self.info)
                             );
                         }
                     }
@@ -707,7 +716,10 @@ impl Conn {
         match write_all(&self.stream, &mut iov, self.shared.config.write()).await {
             Ok(()) => true,
             Err(e) => {
-                log::debug!("{}: writing 100 Continue failed: {e}", self.info.peer);
+                log::debug!(
+                    "{}: writing 100 Continue failed: {e}",
+                    PeerLabel(&self.info)
+                );
                 false
             }
         }
@@ -715,8 +727,7 @@ impl Conn {
 
     /// A buffered body could not be read (the app was not called): answer when it makes sense.
     async fn body_failed(&mut self, fail: BodyFail) -> Next {
-        let peer = self.info.peer;
-        log::debug!("{peer}: closing: {fail}");
+        log::debug!("{}: closing: {fail}", PeerLabel(&self.info));
         match fail {
             BodyFail::Gone => {}
             BodyFail::Timeout => self.refuse_with(RequestError::BodyTimeout).await,

@@ -41,7 +41,6 @@ mod transport;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -54,6 +53,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use self::body::{AccessEntry, BodyIn, Counted, FileOut, ReadFail, ResponseBody};
+use super::access::{OwnedPeerLabel, PeerLabel};
 use super::respond::app_content_length;
 use super::Shared;
 use crate::exchange::{
@@ -111,7 +111,7 @@ pub(crate) async fn serve_stream(
         }
         Stream::Tls(_) => log::debug!(
             "{}: closing: HTTP/2 preface over TLS without ALPN h2",
-            info.peer
+            PeerLabel(&info)
         ),
     }
 }
@@ -141,7 +141,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let config = &shared.config;
-    let peer = info.peer;
+    let peer = PeerLabel(&info).owned();
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
@@ -403,7 +403,7 @@ async fn exchange(
 ) -> Response<ResponseBody> {
     let shared = &cx.shared;
     let config = &shared.config;
-    let peer = cx.info.peer;
+    let peer = PeerLabel(&cx.info).owned();
     let (parts, incoming) = req.into_parts();
     let head = match head::request_head(&parts, &shared.limits) {
         Ok(h) => h,
@@ -487,7 +487,7 @@ async fn exchange(
         None => None,
     };
     // Hand-off, unless too many requests already wait for an application thread.
-    if static_part.is_none() && shared.queue_full(peer) {
+    if static_part.is_none() && shared.queue_full(&cx.info) {
         return refused_early(shared, peer, &RequestError::QueueFull);
     }
     // Forwarding headers from a trusted peer: believed, or a 400 when they cannot be.
@@ -515,7 +515,7 @@ async fn exchange(
         conn: cx.info.clone(),
         forwarded,
     };
-    let Ok((mut rx, claim)) = shared.hand_off(peer, request, filter, static_part) else {
+    let Ok((mut rx, claim)) = shared.hand_off(request, filter, static_part) else {
         crate::metrics::global().request_refused(503);
         return error_response(shared, peer, 503, "Service Unavailable", None);
     };
@@ -524,7 +524,7 @@ async fn exchange(
     let first = tokio::select! {
         biased;
         part = rx.recv() => part,
-        () = shared.queue_timed_out(peer, claim.as_ref()) => {
+        () = shared.queue_timed_out(&cx.info, claim.as_ref()) => {
             let counted = Counted { method, started, in_flight };
             return refused(shared, peer, &RequestError::QueueTimeout)
                 .map(|b| b.with_metrics(counted));
@@ -586,7 +586,7 @@ async fn exchange(
 
 fn start_file(
     shared: &Shared,
-    peer: SocketAddr,
+    peer: OwnedPeerLabel,
     is_head: bool,
     head: ResponseHead,
     file: FileBody,
@@ -621,7 +621,7 @@ fn start_file(
 /// How one response head goes out.
 struct Out<'a> {
     shared: &'a Shared,
-    peer: SocketAddr,
+    peer: OwnedPeerLabel,
     framing: ResponseFraming,
     app_len: Option<u64>,
     status: u16,
@@ -630,7 +630,7 @@ struct Out<'a> {
 impl<'a> Out<'a> {
     fn new(
         shared: &'a Shared,
-        peer: SocketAddr,
+        peer: OwnedPeerLabel,
         is_head: bool,
         head: &ResponseHead,
         known: Option<u64>,
@@ -708,7 +708,7 @@ impl<'a> Out<'a> {
 
 /// The status as hyper takes it; an app status it cannot hold (the binding checks three
 /// digits) becomes 500.
-fn status_code(code: u16, peer: SocketAddr) -> StatusCode {
+fn status_code(code: u16, peer: OwnedPeerLabel) -> StatusCode {
     match StatusCode::from_u16(code) {
         Ok(s) if code >= 200 => s,
         _ => {
@@ -719,26 +719,30 @@ fn status_code(code: u16, peer: SocketAddr) -> StatusCode {
 }
 
 /// The declared outcome of `e`, as an HTTP/2 response (the stream ends; the connection stays).
-fn refused(shared: &Shared, peer: SocketAddr, e: &RequestError) -> Response<ResponseBody> {
+fn refused(shared: &Shared, peer: OwnedPeerLabel, e: &RequestError) -> Response<ResponseBody> {
     let o = e.outcome();
     error_response(shared, peer, o.status, o.reason, o.retry_after)
 }
 
 /// [`refused`] for a stream answered before the app saw it: counted in the metrics' refusals,
 /// as the HTTP/1 driver counts its refusals.
-fn refused_early(shared: &Shared, peer: SocketAddr, e: &RequestError) -> Response<ResponseBody> {
+fn refused_early(
+    shared: &Shared,
+    peer: OwnedPeerLabel,
+    e: &RequestError,
+) -> Response<ResponseBody> {
     crate::metrics::global().request_refused(e.outcome().status);
     refused(shared, peer, e)
 }
 
-fn internal_error(shared: &Shared, peer: SocketAddr) -> Response<ResponseBody> {
+fn internal_error(shared: &Shared, peer: OwnedPeerLabel) -> Response<ResponseBody> {
     error_response(shared, peer, 500, "Internal Server Error", None)
 }
 
 /// A plain-text error response whose body is `reason`.
 fn error_response(
     shared: &Shared,
-    peer: SocketAddr,
+    peer: OwnedPeerLabel,
     status: u16,
     reason: &'static str,
     retry_after: Option<u32>,

@@ -9,12 +9,11 @@
 //! - `queue_timeout`: a job no thread took within it is withdrawn and answered 503
 //!   (`RequestError::QueueTimeout`); the app never runs it.
 
-use std::net::SocketAddr;
-
 use tokio::sync::mpsc::Receiver;
 
+use super::access::PeerLabel;
 use super::Shared;
-use crate::exchange::{Job, QueueClaim, Request, Responder, ResponsePart};
+use crate::exchange::{ConnInfo, Job, QueueClaim, Request, Responder, ResponsePart};
 use crate::middleware::Filter;
 
 /// No application thread is left to take jobs (the server is stopping or they all died):
@@ -24,13 +23,16 @@ pub(crate) struct NoAppThreads;
 
 impl Shared {
     /// True when `max_queued_requests` jobs already wait: the request must be refused. Logs
-    /// it (debug, and a rate-limited warning).
-    pub(crate) fn queue_full(&self, peer: SocketAddr) -> bool {
+    /// it (debug, and a rate-limited warning), naming `conn`'s client.
+    pub(crate) fn queue_full(&self, conn: &ConnInfo) -> bool {
         let max_queued = self.config.max_queued_requests;
         if max_queued == 0 || self.jobs.len() < max_queued {
             return false;
         }
-        log::debug!("{peer}: refused (503): {max_queued} requests already queued");
+        log::debug!(
+            "{}: refused (503): {max_queued} requests already queued",
+            PeerLabel(conn)
+        );
         if let Some(held_back) = self.queue_full_warn.check() {
             log::warn!(
                 "Request queue full ({max_queued} waiting for an application thread): \
@@ -44,10 +46,9 @@ impl Shared {
     /// arrives on (through the middleware's `filter`), with the claim that withdraws it once a
     /// queue timeout passes (see [`Shared::queue_timed_out`]). With `static_part` (a `--static`
     /// file), that part is sent through the request's own channel instead (the channel is
-    /// empty, so it fits) and the request is dropped.
+    /// empty, so it fits) and the request is dropped. A refusal names the request's client.
     pub(crate) fn hand_off(
         &self,
-        peer: SocketAddr,
         request: Request,
         filter: Filter,
         static_part: Option<ResponsePart>,
@@ -66,8 +67,11 @@ impl Shared {
         match pushed {
             Ok(claim) => Ok((rx, claim)),
             Err(job) => {
+                log::error!(
+                    "{}: no application thread is taking requests",
+                    PeerLabel(&job.request.conn)
+                );
                 drop(job);
-                log::error!("{peer}: no application thread is taking requests");
                 Err(NoAppThreads)
             }
         }
@@ -76,11 +80,12 @@ impl Shared {
     /// Completes once the request behind `claim` has waited `queue_timeout` for an application
     /// thread and was withdrawn (the app never runs it; logged): the caller answers it 503.
     /// Never completes without a queue timeout, or once a thread took the request first.
-    pub(crate) async fn queue_timed_out(&self, peer: SocketAddr, claim: Option<&QueueClaim>) {
+    /// `conn`: the request's connection, whose client the log line names.
+    pub(crate) async fn queue_timed_out(&self, conn: &ConnInfo, claim: Option<&QueueClaim>) {
         if let (Some(claim), Some(wait)) = (claim, self.config.queue_wait()) {
             self.idle.queued(wait).await;
             if claim.withdraw() {
-                self.log_queue_timeout(peer);
+                self.log_queue_timeout(conn);
                 return;
             }
         }
@@ -89,9 +94,12 @@ impl Shared {
 
     /// Logs a request withdrawn after waiting `queue_timeout` for a thread (debug, and a
     /// rate-limited warning).
-    fn log_queue_timeout(&self, peer: SocketAddr) {
+    fn log_queue_timeout(&self, conn: &ConnInfo) {
         let wait = self.config.queue_wait();
-        log::debug!("{peer}: refused (503): no application thread within {wait:?}");
+        log::debug!(
+            "{}: refused (503): no application thread within {wait:?}",
+            PeerLabel(conn)
+        );
         if let Some(held_back) = self.queue_timeout_warn.check() {
             log::warn!(
                 "Queue timeout: a request waited {:.1}s for an application thread and was \

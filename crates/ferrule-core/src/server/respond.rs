@@ -15,9 +15,9 @@
 //!   application's next `Responder::send` fails with `ClientGone`.
 
 use std::io::IoSlice;
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::access::PeerLabel;
 use super::stream::Stream;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::mpsc::error::TryRecvError;
@@ -51,7 +51,8 @@ pub(crate) struct Written {
 pub(crate) struct Respond<'a> {
     pub(crate) stream: &'a Stream,
     pub(crate) wbuf: &'a mut BytesMut,
-    pub(crate) peer: SocketAddr,
+    /// The client, as log lines name it.
+    pub(crate) peer: PeerLabel<'a>,
     pub(crate) version: Version,
     pub(crate) is_head: bool,
     /// The client wants keep-alive.
@@ -82,7 +83,7 @@ struct BodyOut {
 
 impl BodyOut {
     /// Trims `piece` to what may still be sent; `None` when nothing of it goes out.
-    fn admit(&mut self, mut piece: Bytes, peer: SocketAddr) -> Option<Bytes> {
+    fn admit(&mut self, mut piece: Bytes, peer: PeerLabel<'_>) -> Option<Bytes> {
         if piece.is_empty() {
             return None;
         }
@@ -556,6 +557,7 @@ async fn flush(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::ConnInfo;
 
     fn head(headers: &[(&str, &str)]) -> ResponseHead {
         ResponseHead {
@@ -594,7 +596,12 @@ mod tests {
 
     #[test]
     fn length_framing_truncates() {
-        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let conn = ConnInfo::new(
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+            "http",
+        );
+        let peer = PeerLabel(&conn);
         let mut out = BodyOut {
             framing: ResponseFraming::Length(5),
             sent: 0,
@@ -616,7 +623,12 @@ mod tests {
 
     #[test]
     fn no_body_drops_everything() {
-        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let conn = ConnInfo::new(
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+            "http",
+        );
+        let peer = PeerLabel(&conn);
         let mut out = BodyOut {
             framing: ResponseFraming::NoBody,
             sent: 0,

@@ -68,9 +68,12 @@ const UNBOUNDED: HeadLimits = HeadLimits {
 impl Conn {
     /// Serves one uwsgi connection (see the module docs); it is closed on return.
     pub(super) async fn serve_uwsgi(&mut self) {
-        let peer = self.info.peer;
-        if !self.info.unix && !self.shared.config.uwsgi_allow_from.contains(peer.ip()) {
-            log::warn!("{peer}: closing: uwsgi connection from a peer not in --uwsgi-allow-from");
+        let allowed = &self.shared.config.uwsgi_allow_from;
+        if !self.info.unix && !allowed.contains(self.info.peer.ip()) {
+            log::warn!(
+                "{}: closing: uwsgi connection from a peer not in --uwsgi-allow-from",
+                PeerLabel(&self.info)
+            );
             return;
         }
         // The header timeout runs from accept, as for a first HTTP request.

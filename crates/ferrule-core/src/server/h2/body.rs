@@ -20,7 +20,6 @@
 //!   client back by its window (`http2_initial_stream_window_size`), not our memory.
 
 use std::fs::File;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -31,6 +30,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::sync::mpsc;
 
+use super::super::access::OwnedPeerLabel;
 use super::super::Shared;
 use crate::exchange::{BodyError, BodyStream, ConnInfo, ResponsePart};
 use crate::http1::{RequestError, RequestHead};
@@ -89,14 +89,15 @@ pub(crate) struct ResponseBody {
     promised: Option<u64>,
     sent: u64,
     truncated: bool,
-    peer: SocketAddr,
+    /// The client, as log lines name it.
+    peer: OwnedPeerLabel,
     status: u16,
     access: Option<Box<AccessEntry>>,
     counted: Option<Counted>,
 }
 
 impl ResponseBody {
-    pub(crate) fn new(peer: SocketAddr, status: u16, promised: Option<u64>) -> ResponseBody {
+    pub(crate) fn new(peer: OwnedPeerLabel, status: u16, promised: Option<u64>) -> ResponseBody {
         ResponseBody {
             first: None,
             parts: None,
@@ -380,7 +381,7 @@ pub(crate) async fn feed(
     mut body: BodyIn,
     tx: mpsc::Sender<Result<Bytes, BodyError>>,
     first: Bytes,
-    peer: SocketAddr,
+    peer: OwnedPeerLabel,
 ) {
     if !first.is_empty() && tx.send(Ok(first)).await.is_err() {
         return;
