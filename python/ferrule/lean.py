@@ -5,8 +5,8 @@ Resolving the configuration (`argparse`, `dataclasses` with `inspect`/`ast`, `ty
 table, config files) leaves about 5.5 MB of Python heap in the process that did it, and Python
 never gives a module back. So when the `ferrule` command serves in one process (no master) and
 no Python hook needs the configuration objects, it resolves everything, writes the pid file, then
-re-executes the interpreter on this module (`python -m ferrule.lean ARGS...`, same pid, same
-interpreter flags, same `sys.path` and `sys.argv`) with the resolved settings in
+re-executes the interpreter into this module's `main` (`python FLAGS -c BOOTSTRAP ARGS...`,
+same pid, same interpreter flags, same `sys.path` and `sys.argv`) with the resolved settings in
 `_FERRULE_LEAN_SETTINGS`, which `main` removes from the environment before any app code runs.
 The app sees the same process it would have without the re-exec, minus those modules.
 
@@ -195,6 +195,19 @@ def _interpreter_flags() -> list[str]:
     return list(flags()) if flags is not None else []
 
 
+def bootstrap() -> str:
+    """The `-c` program of the lean process. It puts the directory this `ferrule` package was
+    imported from first on `sys.path`, since the new interpreter's default path may not have it
+    (a source tree on a path the command added, a bundle such as pex or shiv), and `main` then
+    sets the command's own `sys.path`. Not `-m ferrule.lean`: that needs `ferrule` on the
+    default path, and runs this module as `__main__`, a second copy."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return (
+        f"import sys; sys.path.insert(0, {root!r}); "
+        "from ferrule.lean import main; sys.exit(main())"
+    )
+
+
 def exec_lean(config: Config) -> None:
     """Re-executes this process as a lean serving process (see the module docs). Returns only
     when that cannot be done (a frozen executable, settings that are not plain data, or the
@@ -205,7 +218,7 @@ def exec_lean(config: Config) -> None:
         encoded = Settings.from_config(config).encode()
     except ValueError:
         return  # e.g. a logconfig_dict holding objects
-    argv = [sys.executable, *_interpreter_flags(), "-m", "ferrule.lean", *sys.argv[1:]]
+    argv = [sys.executable, *_interpreter_flags(), "-c", bootstrap(), *sys.argv[1:]]
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os.environ[ENV_SETTINGS] = encoded

@@ -14,6 +14,20 @@ from workers_helpers import wait_children
 APP = "supervision_app:app"
 
 
+def _wait_stopped(pid: int, timeout: float = 5.0) -> None:
+    """Waits until every thread of `pid` is stopped (`T` in /proc/PID/task/TID/stat)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = set()
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                states.add(f.read().rsplit(")", 1)[-1].split()[0])
+        if states == {"T"}:
+            return
+        assert time.monotonic() < deadline, f"pid {pid} did not stop within {timeout}s: {states}"
+        time.sleep(0.01)
+
+
 def test_a_stopped_worker_is_killed_and_replaced(ferrule_server):
     srv = ferrule_server(APP, "-w", "2")
     srv.errors_expected = True  # the kill is logged at ERROR
@@ -23,6 +37,9 @@ def test_a_stopped_worker_is_killed_and_replaced(ferrule_server):
     mark = srv.mark()
     os.kill(victim, signal.SIGSTOP)
     try:
+        # kill() returns before the stop takes effect: until then the victim can still accept
+        # a connection of the loop below, which would wait for its SIGKILL (a flake seen 3 times).
+        _wait_stopped(victim)
         started = time.monotonic()
         # New connections go to the worker that still runs (the stopped one accepts nothing).
         while time.monotonic() - started < 8:

@@ -8,7 +8,16 @@ demand (`ferrule --version`, `--log-config`), never on the way to serving.
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
 import pytest
+
+from helpers.server import APPS, LISTEN_RE, READY_TIMEOUT
 
 #: Module -> why it must stay out of a serving process (RSS it adds, with what it pulls in).
 NOT_IMPORTED = {
@@ -56,13 +65,13 @@ def _modules(srv) -> set[str]:
 def test_single_process_serves_from_the_lean_module(ferrule_server):
     srv = ferrule_server("modules_app:application")
     modules = _modules(srv)
-    assert "ferrule.loader" in modules  # the app was loaded by ferrule.lean, run as __main__
+    assert "ferrule.lean" in modules and "ferrule.loader" in modules
     found = {name: why for name, why in NOT_IN_LEAN.items() if name in modules}
     assert not found, f"the single-process server still holds {found}"
     # The same pid as the command (the harness checks the Listening line's pid), re-executed.
     with open(f"/proc/{srv.proc.pid}/cmdline", "rb") as f:
         cmdline = f.read().split(b"\0")
-    assert b"ferrule.lean" in cmdline, cmdline
+    assert any(b"from ferrule.lean import main" in arg for arg in cmdline), cmdline
     # The app sees the command's sys.argv and none of the settings that crossed the exec.
     environ = srv.get("/environ").body.decode().split("\n")
     assert "_FERRULE_LEAN_SETTINGS" not in environ
@@ -76,7 +85,7 @@ def test_interpreter_flags_cross_the_exec(ferrule_server):
     srv = ferrule_server("modules_app:application", warnings_as_errors=True)
     with open(f"/proc/{srv.proc.pid}/cmdline", "rb") as f:
         cmdline = f.read().split(b"\0")
-    assert b"-Werror" in cmdline[: cmdline.index(b"-m")], cmdline
+    assert b"-Werror" in cmdline[: cmdline.index(b"-c")], cmdline
 
 
 def test_hooks_keep_the_command_process(ferrule_server, tmp_path):
@@ -96,3 +105,52 @@ def test_a_master_keeps_its_imports(ferrule_server, args):
     """With a master, the workers are forks of the command's process (no re-exec)."""
     modules = _modules(ferrule_server("modules_app:application", *args))
     assert "ferrule.cli" in modules
+
+
+def test_the_lean_process_finds_ferrule_off_the_default_path(tmp_path):
+    """A `ferrule` imported from a directory the new interpreter would not search by itself (here:
+    `python -S`, no site-packages; in practice a source tree or a pex/shiv bundle) still serves:
+    the lean bootstrap puts that directory on `sys.path` first."""
+    import ferrule
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(ferrule.__file__)))
+    code = (
+        f"import sys; sys.path.insert(0, {root!r}); from ferrule.cli import main; sys.exit(main())"
+    )
+    argv = [sys.executable, "-S", "-c", code, "--bind", "127.0.0.1:0", "--pythonpath", str(APPS)]
+    proc = subprocess.Popen(
+        [*argv, "modules_app:application"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = None
+        deadline = time.monotonic() + READY_TIMEOUT
+        lines = []
+        while port is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = LISTEN_RE.search(line)
+            if m:
+                port = int(m.group(1))
+        assert port is not None, "".join(lines)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 200 "), data[:200]
+        assert b"ferrule.lean" in data  # it is the lean process that answered
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        proc.stderr.close()
