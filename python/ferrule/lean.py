@@ -203,8 +203,7 @@ def bootstrap() -> str:
     default path, and runs this module as `__main__`, a second copy."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return (
-        f"import sys; sys.path.insert(0, {root!r}); "
-        "from ferrule.lean import main; sys.exit(main())"
+        f"import sys; sys.path.insert(0, {root!r}); from ferrule.lean import main; sys.exit(main())"
     )
 
 

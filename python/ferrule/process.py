@@ -5,8 +5,9 @@
   The variables are removed from the environment at once, so no child (a worker, the app's
   subprocesses, a USR2 re-exec) takes them again.
 - **USR2 hand-over**: a master started by an old master's USR2 finds its sockets in
-  `_FERRULE_INHERIT_BINDS` and the old master's pid in `_FERRULE_OLD_MASTER` (names owned by
-  `crates/ferrule-core/src/supervise/reexec.rs`); both are removed here likewise.
+  `_FERRULE_INHERIT_BINDS`, the old master's pid in `_FERRULE_OLD_MASTER` and the metrics
+  listener in `_FERRULE_INHERIT_METRICS` (names owned by
+  `crates/ferrule-core/src/supervise/reexec.rs`); all are removed here likewise.
 - **--user/--group** are resolved up front (an unknown name fails before anything starts) and
   applied in each worker after the fork (`drop_privileges`), as gunicorn does: the master keeps
   its privileges. As root, supplementary groups are reduced to the target group.
@@ -34,6 +35,8 @@ LISTEN_FDS_START = 3
 #: Set by an old master's USR2 for the new one (see the module docs).
 ENV_INHERIT_BINDS = "_FERRULE_INHERIT_BINDS"
 ENV_OLD_MASTER = "_FERRULE_OLD_MASTER"
+#: The old master's metrics listener, `N,IP:PORT` (crates/ferrule-core/src/supervise/reexec.rs).
+ENV_INHERIT_METRICS = "_FERRULE_INHERIT_METRICS"
 _SYSTEMD_VARS = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 
 
@@ -82,6 +85,7 @@ def _take_socket_activation(config: Config, environ: MutableMapping[str, str]) -
 def _take_inherited(config: Config, environ: MutableMapping[str, str]) -> tuple[Config, int | None]:
     binds = environ.pop(ENV_INHERIT_BINDS, "")
     old = environ.pop(ENV_OLD_MASTER, "")
+    config = _take_metrics(config, environ.pop(ENV_INHERIT_METRICS, ""))
     if not binds:
         return config, None
     try:
@@ -89,6 +93,27 @@ def _take_inherited(config: Config, environ: MutableMapping[str, str]) -> tuple[
     except ValueError:
         raise ProcessError(f"bad {ENV_OLD_MASTER}: {old!r}") from None
     return dataclasses.replace(config, bind=tuple(binds.split(","))), old_master
+
+
+def _take_metrics(config: Config, inherited: str) -> Config:
+    """The old master's metrics listener (`N,IP:PORT`): adopted as `fd://N` when this master's
+    `--metrics-bind` names that address (the same `IP:PORT` text), so /metrics answers
+    throughout the hand-over; otherwise closed (this master binds its own address, retrying
+    while the old master holds it, or has no metrics)."""
+    if not inherited:
+        return config
+    fd_text, _, address = inherited.partition(",")
+    try:
+        fd = int(fd_text)
+    except ValueError:
+        raise ProcessError(f"bad {ENV_INHERIT_METRICS}: {inherited!r}") from None
+    if config.metrics_bind == address:
+        return dataclasses.replace(config, metrics_bind=f"fd://{fd}")
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    return config
 
 
 def _resolve_ids(config: Config) -> Ids | None:

@@ -1,6 +1,7 @@
 """USR2 re-exec with `--metrics-bind` (issue 6): the new master serves /metrics on the same
 address (its workers, parsed with prometheus_client's parser) and the old master, told to stop,
-goes away cleanly with its workers. Real processes, bounded time."""
+goes away cleanly with its workers. The metrics socket is handed over with the listeners, so a
+scraper polling through the whole hand-over is never refused. Real processes, bounded time."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import re
 import signal
 import socket
+import threading
 import time
 
 from test_handover import _gone, _stop
@@ -44,6 +46,29 @@ def _wait_metrics_of(port: int, workers: set[int], timeout: float = TAKEOVER):
     raise AssertionError(f"/metrics on {port} did not list workers {workers}; last: {last}")
 
 
+class _Scraper(threading.Thread):
+    """Scrapes /metrics every 20 ms until stopped; counts the answers and the refusals."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.answered = 0
+        self.refused: list[str] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                status, _, _ = _get(self.port, "/metrics")
+            except ConnectionRefusedError as e:
+                self.refused.append(f"{time.monotonic():.3f}: {e}")
+            except OSError:
+                pass  # e.g. the old master exiting with this scrape half answered
+            else:
+                self.answered += status == 200
+            self.done.wait(0.02)
+
+
 def test_usr2_new_master_serves_metrics_and_the_old_one_leaves(ferrule_server):
     mport = _free_port()
     srv = ferrule_server(APP, "-w", "2", "--metrics-bind", f"127.0.0.1:{mport}")
@@ -54,6 +79,8 @@ def test_usr2_new_master_serves_metrics_and_the_old_one_leaves(ferrule_server):
     before = _wait_metrics_of(mport, old_workers)
     assert _total(before) <= 20
 
+    scraper = _Scraper(mport)
+    scraper.start()
     mark = srv.mark()
     srv.send_signal(signal.SIGUSR2)
     line = srv.wait_for_log(r"re-executing: new master pid \d+", since=mark)
@@ -68,6 +95,11 @@ def test_usr2_new_master_serves_metrics_and_the_old_one_leaves(ferrule_server):
             rf"Metrics at: http://127\.0\.0\.1:{mport}/metrics \({new_master}\)", TAKEOVER, mark
         )
         _wait_metrics_of(mport, new_workers)
+        scraper.done.set()
+        scraper.join(5)
+        # Adopted, not bound again: no scrape was refused while the masters changed hands.
+        assert scraper.refused == [], scraper.refused
+        assert scraper.answered >= 3
         # The new master's workers count what they serve (a fresh counter: a new process).
         served = _drive(srv.port, 30)
         assert served <= new_workers
@@ -83,5 +115,6 @@ def test_usr2_new_master_serves_metrics_and_the_old_one_leaves(ferrule_server):
         assert {w["pid"] for w in doc["workers"]} == new_workers
         assert srv.problems(mark) == []
     finally:
+        scraper.done.set()
         _stop(new_master)
     assert _gone(new_master)

@@ -32,7 +32,8 @@ use crate::http1::{parse_head, Parsed};
 /// Metrics connections served at once; more wait in the listen backlog.
 pub const MAX_CONNS: usize = 16;
 /// How often a master that could not bind the metrics address yet (a new master started by
-/// USR2, while the old one still holds it) tries again.
+/// USR2 whose `--metrics-bind` changed, while the old one still holds it; an unchanged address
+/// is handed over instead, [`Hub::handover`]) tries again.
 const REBIND_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why the master replaced a worker (`ferrule_worker_restarts_total{reason}`).
@@ -192,6 +193,14 @@ impl Hub {
             Err(e) => return Err(e),
         }
         Ok(Some(hub))
+    }
+
+    /// The listening socket and its address (`IP:PORT`, as `--metrics-bind` names it), for a
+    /// USR2 re-exec to hand over (`None` while the address is not bound yet).
+    pub fn handover(&self) -> Option<(std::os::fd::RawFd, String)> {
+        let listener = self.listener.as_ref()?;
+        let addr = listener.local_addr().ok()?;
+        Some((listener.as_raw_fd(), addr.to_string()))
     }
 
     fn try_bind(&mut self) -> Result<(), String> {

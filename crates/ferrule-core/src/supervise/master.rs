@@ -476,7 +476,8 @@ impl<'a> Master<'a> {
         };
         let plan = plan.clone();
         self.hooks.event(&MasterEvent::PreExec);
-        match super::reexec::spawn(&plan, &self.listeners) {
+        let metrics = self.metrics.as_ref().and_then(Hub::handover);
+        match super::reexec::spawn(&plan, &self.listeners, metrics) {
             Ok(pid) => {
                 log::info!(
                     "Handling signal: usr2 (re-executing: new master pid {pid}; this master \

@@ -23,7 +23,7 @@
 //! `sigprocmask`, `execve`, `_exit`); everything is allocated before the fork.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 
 use super::signals;
@@ -33,6 +33,10 @@ use crate::server::Listener;
 pub const ENV_BINDS: &str = "_FERRULE_INHERIT_BINDS";
 /// Environment variable holding the old master's pid.
 pub const ENV_OLD_MASTER: &str = "_FERRULE_OLD_MASTER";
+/// Environment variable holding the metrics listener handed over (`--metrics-bind`): `N,ADDR`,
+/// descriptor N listening on `IP:PORT` ADDR. The new master adopts it when its own
+/// `metrics_bind` names ADDR (`ferrule.process`), so /metrics never stops answering.
+pub const ENV_METRICS: &str = "_FERRULE_INHERIT_METRICS";
 /// Exit code of the child when `execve` (or `chdir`) failed.
 const EXIT_EXEC_FAILED: i32 = 127;
 
@@ -73,8 +77,13 @@ fn cstring(s: OsString) -> std::io::Result<CString> {
     })
 }
 
-/// Forks and execs the new master; returns its pid.
-pub fn spawn(plan: &Reexec, listeners: &[Listener]) -> std::io::Result<libc::pid_t> {
+/// Forks and execs the new master, handing it `listeners` and the metrics listener (its
+/// descriptor and address); returns its pid.
+pub fn spawn(
+    plan: &Reexec,
+    listeners: &[Listener],
+    metrics: Option<(RawFd, String)>,
+) -> std::io::Result<libc::pid_t> {
     let program = cstring(plan.program.clone())?;
     let argv: Vec<CString> = plan
         .argv
@@ -85,7 +94,7 @@ pub fn spawn(plan: &Reexec, listeners: &[Listener]) -> std::io::Result<libc::pid
     let cwd = cstring(plan.cwd.clone())?;
     let mut env: Vec<CString> = Vec::new();
     for (key, value) in std::env::vars_os() {
-        if key == ENV_BINDS || key == ENV_OLD_MASTER {
+        if key == ENV_BINDS || key == ENV_OLD_MASTER || key == ENV_METRICS {
             continue;
         }
         let mut pair = key.into_vec();
@@ -99,11 +108,18 @@ pub fn spawn(plan: &Reexec, listeners: &[Listener]) -> std::io::Result<libc::pid
     env.push(cstring(
         format!("{ENV_OLD_MASTER}={}", std::process::id()).into(),
     )?);
+    if let Some((fd, addr)) = &metrics {
+        env.push(cstring(format!("{ENV_METRICS}={fd},{addr}").into())?);
+    }
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
-    let fds: Vec<libc::c_int> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
+    let fds: Vec<libc::c_int> = listeners
+        .iter()
+        .map(AsRawFd::as_raw_fd)
+        .chain(metrics.as_ref().map(|(fd, _)| *fd))
+        .collect();
 
     let mask = signals::block();
     // SAFETY: the master is single-threaded; the child only makes async-signal-safe calls on
