@@ -32,13 +32,17 @@ def test_a_stopped_worker_is_killed_and_replaced(ferrule_server):
     srv = ferrule_server(APP, "-w", "2")
     srv.errors_expected = True  # the kill is logged at ERROR
     before = wait_children(srv.pid, 2)
-    srv.wait_for_log(r"Worker 2 \(pid \d+\) ready")
     victim = min(before)
+    # The victim must be ready: only a ready worker is held to the heartbeat, and one stopped
+    # while still booting is never killed (worker 2's ready line says nothing about worker 1's:
+    # under load they boot in either order; this was the flake).
+    srv.wait_for_log(rf"Worker \d+ \(pid {victim}\) ready")
+    srv.wait_for_log(r"Worker 2 \(pid \d+\) ready")
     mark = srv.mark()
     os.kill(victim, signal.SIGSTOP)
     try:
         # kill() returns before the stop takes effect: until then the victim can still accept
-        # a connection of the loop below, which would wait for its SIGKILL (a flake seen 3 times).
+        # a connection of the loop below, which would wait for its SIGKILL.
         _wait_stopped(victim)
         started = time.monotonic()
         # New connections go to the worker that still runs (the stopped one accepts nothing).
