@@ -64,6 +64,9 @@ class Settings:
     """Everything the lean process needs, resolved by the command: the Rust server's JSON, and
     what the Python side reads (`ferrule.server.ServeConfig`, `LoadConfig`)."""
 
+    #: --reload always runs under a master: never in a lean process (nothing to carry over).
+    reload = False
+
     __slots__ = (
         "access_log",
         "app",
@@ -76,7 +79,6 @@ class Settings:
         "middleware",
         "pid_file",
         "pythonpath",
-        "reload",
         "rust_json",
         "sys_path",
         "threads",
@@ -97,7 +99,6 @@ class Settings:
         self.pid_file: str | None = values["pid_file"]
         self.sys_path: list[str] = values["sys_path"]
         self.argv: list[str] = values["argv"]
-        self.reload = False  # --reload always runs under a master
 
     @classmethod
     def from_config(cls, config: Config) -> Settings:
