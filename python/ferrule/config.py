@@ -868,6 +868,18 @@ class Config:
         SECTION_PROCESSES,
         flags=("--max-worker-lifetime",),
     )
+    boot_timeout: float = _option(
+        60.0,
+        _Seconds(),
+        "Seconds a worker process under a master (-w 2 or more, or an option that starts one) "
+        "may take from its fork to being ready to serve, loading the app included, with or "
+        "without --preload. Past it the worker writes its threads' Python stacks to the error "
+        "log (when it is still loading the app) and the master kills it (SIGKILL) and starts "
+        "another: a hung import does not stop the server, unlike one that raises. 0 means no "
+        "deadline.",
+        SECTION_PROCESSES,
+        flags=("--boot-timeout",),
+    )
     preload: bool = _option(
         False,
         _Flag(),

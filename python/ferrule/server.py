@@ -195,6 +195,34 @@ def _describe_load_error(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) + f"Error: {exc}"
 
 
+def _arm_boot_dump(config: Config) -> Callable[[], None]:
+    """`--boot-timeout` in a worker about to load the app: if loading outlasts the deadline,
+    faulthandler's watchdog thread writes every thread's Python stack to the error log (it needs
+    no GIL, so an import stuck in C code is shown too); the master kills the worker a second
+    later. Returns the function that disarms it (and closes the log descriptor it opened)."""
+    if config.boot_timeout <= 0:
+        return lambda: None
+    import faulthandler  # built in: nothing to load
+
+    fd = 2  # the error log is stderr ("-"), or its file could not be opened: stderr
+    opened = False
+    if config.error_log != "-":
+        try:
+            # faulthandler writes to a raw descriptor; the same file the Rust log appends to.
+            fd = os.open(config.error_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC)
+            opened = True
+        except OSError:
+            pass
+    faulthandler.dump_traceback_later(config.boot_timeout, exit=False, file=fd)
+
+    def disarm() -> None:
+        faulthandler.cancel_dump_traceback_later()
+        if opened:
+            os.close(fd)
+
+    return disarm
+
+
 def run_workers(
     config: Config,
     load: Callable[[], Callable[..., Any]],
@@ -208,7 +236,9 @@ def run_workers(
     objects out of the collector so their pages stay shared); otherwise each worker calls
     `load()`. A worker never returns from here: it serves, then leaves with `os._exit` (the
     master's `atexit` handlers and buffered state are not the worker's). A worker whose `load()`
-    fails sends the error text to the master, which prints it once and stops every worker.
+    fails sends the error text to the master, which prints it once and stops every worker; one
+    whose `load()` hangs past `--boot-timeout` dumps its stacks to the error log
+    (`_arm_boot_dump`) and is killed and replaced by the master.
 
     `launch` (`ferrule.process.Launch`) holds what USR2 needs (the starting directory; the
     command line is `sys.executable` + `sys.orig_argv`), the old master this one replaces,
@@ -253,13 +283,18 @@ def run_workers(
             worker.boot_failed(f"Error: cannot switch to --user/--group: {exc}")
             code = worker.EXIT_BOOT_FAILED
             return code  # the finally below exits
+        # --boot-timeout's stack dump covers loading the app. With --preload the master loaded
+        # it before the fork: its deadline still covers the rest of the boot, with no dump.
         if app is None:
+            disarm = _arm_boot_dump(config)
             try:
                 app = load()
             except BaseException as exc:  # noqa: BLE001 - the master reports it, once
+                disarm()
                 worker.boot_failed(_describe_load_error(exc))
                 code = worker.EXIT_BOOT_FAILED
                 return code  # the finally below exits
+            disarm()
         run(app, config, worker_process=worker, hooks=hooks)
     except BaseException:  # noqa: BLE001 - a worker must exit here, whatever happened
         traceback.print_exc()

@@ -234,6 +234,8 @@ def test_no_options_gives_defaults():
         (["--max-requests-jitter", "50"], "max_requests_jitter", 50),
         (["--max-worker-memory", "512"], "max_worker_memory", 512),
         (["--max-worker-lifetime", "3600"], "max_worker_lifetime", 3600.0),
+        (["--boot-timeout", "0"], "boot_timeout", 0.0),
+        (["--boot-timeout", "120.5"], "boot_timeout", 120.5),
         (["-t", "10"], "timeout", 10.0),
         (["--timeout", "0"], "timeout", 0.0),
         (["--access-logformat", "%(h)s %({x-y}i)s"], "access_log_format", "%(h)s %({x-y}i)s"),
@@ -292,6 +294,7 @@ def test_recycling_needs_a_master_even_for_one_worker():
     assert parse("--max-worker-lifetime", "60").uses_master
     assert not parse("--max-requests-jitter", "10").uses_master  # jitter alone recycles nothing
     assert not parse("--timeout", "5").uses_master
+    assert not parse("--boot-timeout", "5").uses_master  # a deadline for workers, if any
     assert parse("--reload").uses_master  # the workers are replaced on a change
     assert parse("--user", "nobody").uses_master  # the app never runs as the master's user
     assert parse("--group", "nogroup").uses_master

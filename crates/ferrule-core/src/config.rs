@@ -68,6 +68,12 @@ pub const DEFAULT_MAX_REQUESTS_JITTER: u64 = 0;
 pub const DEFAULT_MAX_WORKER_MEMORY_MIB: u64 = 0;
 /// Default `max_worker_lifetime` in seconds: 0 = workers are not recycled by age.
 pub const DEFAULT_MAX_WORKER_LIFETIME_SECS: f64 = 0.0;
+/// Default `boot_timeout` in seconds: a worker under a master that has not told it `READY`
+/// this long after its fork is killed and replaced; 0 = no deadline. 60 s: a large app may
+/// take tens of seconds to import on a cold disk, while an import stuck for a minute (on a
+/// database, a lock, a DNS lookup) is hung. Below systemd's default `TimeoutStartSec` (90 s),
+/// so the stuck worker's stack is logged and it is replaced before systemd gives up.
+pub const DEFAULT_BOOT_TIMEOUT_SECS: f64 = 60.0;
 /// Default per-request deadline in seconds (`--timeout`, gunicorn's name and default): an app
 /// that has not produced its response head 30 s after an application thread took the request
 /// gets a 504 for the client and an exception in its thread. 30 s is also what most proxies
@@ -170,6 +176,9 @@ pub struct ServerConfig {
     pub max_worker_memory: u64,
     /// Recycle a worker after this many seconds; 0 = never. Needs a master.
     pub max_worker_lifetime: f64,
+    /// Seconds a worker under a master may take from its fork to `READY` before it is killed
+    /// (SIGKILL) and replaced; 0 = no deadline.
+    pub boot_timeout: f64,
     /// The workers' user (`--user`, a name or a number; the Python side switches them to it
     /// after the fork). The socket files of `unix:PATH` binds are chowned to it
     /// (`crate::server::unix`).
@@ -272,6 +281,7 @@ impl Default for ServerConfig {
             max_requests_jitter: DEFAULT_MAX_REQUESTS_JITTER,
             max_worker_memory: DEFAULT_MAX_WORKER_MEMORY_MIB,
             max_worker_lifetime: DEFAULT_MAX_WORKER_LIFETIME_SECS,
+            boot_timeout: DEFAULT_BOOT_TIMEOUT_SECS,
             user: None,
             group: None,
             backlog: DEFAULT_BACKLOG,
@@ -367,6 +377,7 @@ impl ServerConfig {
             ("graceful_timeout", self.graceful_timeout),
             ("queue_timeout", self.queue_timeout),
             ("max_worker_lifetime", self.max_worker_lifetime),
+            ("boot_timeout", self.boot_timeout),
             ("timeout", self.timeout),
             ("http2_keepalive_interval", self.http2_keepalive_interval),
         ] {
@@ -489,6 +500,11 @@ impl ServerConfig {
     /// A worker's maximum age (`max_worker_lifetime`); `None` = no limit.
     pub fn worker_lifetime(&self) -> Option<Duration> {
         (self.max_worker_lifetime > 0.0).then(|| seconds(self.max_worker_lifetime))
+    }
+    /// How long a worker may take from its fork to `READY` (`boot_timeout`); `None` = no
+    /// deadline.
+    pub fn boot_deadline(&self) -> Option<Duration> {
+        (self.boot_timeout > 0.0).then(|| seconds(self.boot_timeout))
     }
     /// True when an option asks for worker recycling, which needs a master even for one worker.
     pub fn recycles(&self) -> bool {

@@ -45,6 +45,8 @@ pub enum RestartReason {
     Signaled,
     /// Its event loop sent no heartbeat for too long: the master killed it.
     HeartbeatTimeout,
+    /// It was not ready `boot_timeout` after its fork (a hung import): the master killed it.
+    BootTimeout,
     /// An application thread stayed stuck past `timeout` (the worker asked to be replaced).
     Timeout,
     /// It served `max_requests`.
@@ -63,10 +65,11 @@ pub enum RestartReason {
 
 impl RestartReason {
     /// Every reason, in the order they are rendered.
-    pub const ALL: [RestartReason; 10] = [
+    pub const ALL: [RestartReason; 11] = [
         RestartReason::Exited,
         RestartReason::Signaled,
         RestartReason::HeartbeatTimeout,
+        RestartReason::BootTimeout,
         RestartReason::Timeout,
         RestartReason::MaxRequests,
         RestartReason::MaxMemory,
@@ -82,6 +85,7 @@ impl RestartReason {
             RestartReason::Exited => "exited",
             RestartReason::Signaled => "signal",
             RestartReason::HeartbeatTimeout => "heartbeat_timeout",
+            RestartReason::BootTimeout => "boot_timeout",
             RestartReason::Timeout => "timeout",
             RestartReason::MaxRequests => "max_requests",
             RestartReason::MaxMemory => "max_memory",

@@ -26,7 +26,13 @@
 //!
 //! Liveness: a ready worker's event loop sends a heartbeat every second; one silent for
 //! [`HEARTBEAT_TIMEOUT`] (stopped, deadlocked, stuck in a blocking call) is killed with SIGKILL
-//! and replaced.
+//! and replaced. A worker still booting gets `--boot-timeout` instead: one not `READY` that
+//! long (plus [`BOOT_GRACE`]) after its fork (an import hung on a database, a lock, a DNS
+//! lookup) is killed with SIGKILL and replaced through the respawn backoff, like a worker that
+//! died. It is not a boot failure (an app that raises at import stops the master): the server
+//! keeps trying, and during a HUP reload the old workers keep serving meanwhile. The worker
+//! itself dumps its Python stacks to the error log at `--boot-timeout` (`faulthandler`, armed
+//! around loading the app), so the grace lets that dump finish before the kill.
 //!
 //! Metrics (`--metrics-bind`): the heartbeats carry each worker's metrics snapshot, and the
 //! master serves their sum, its restarts by reason and each worker's RSS from this same loop
@@ -60,6 +66,9 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// 10 s of silence means a stopped or wedged process, not a slow request; shorter would risk
 /// killing a worker that a loaded machine merely did not schedule for a few seconds.
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A booting worker is killed this long after its `boot_timeout` passed: the worker's own
+/// stack dump fires at `boot_timeout` (module docs), and the operator needs it whole.
+pub const BOOT_GRACE: Duration = Duration::from_secs(1);
 /// `max_worker_lifetime` gets a random extra of up to this fraction, so workers started
 /// together do not all recycle at the same moment.
 const LIFETIME_JITTER_FRACTION: u32 = 10;
@@ -146,6 +155,12 @@ fn monotonic_usec() -> u64 {
     let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
     let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
     secs * 1_000_000 + nanos / 1000
+}
+
+/// True when a worker forked at `started` and still not ready at `now` is past its boot
+/// deadline: `timeout` (`None` = no deadline) plus [`BOOT_GRACE`].
+fn boot_overdue(started: Instant, now: Instant, timeout: Option<Duration>) -> bool {
+    timeout.is_some_and(|t| now.saturating_duration_since(started) > t + BOOT_GRACE)
 }
 
 /// `exited with code 0`, `killed by SIGKILL`, for log lines.
@@ -766,8 +781,8 @@ impl<'a> Master<'a> {
         }
     }
 
-    /// Once per [`CHECK_INTERVAL`]: recycles workers past their lifetime or memory limit, and
-    /// kills ready workers whose event loop went silent.
+    /// Once per [`CHECK_INTERVAL`]: recycles workers past their lifetime or memory limit, kills
+    /// ready workers whose event loop went silent and booting ones past `boot_timeout`.
     fn check_workers(&mut self) {
         let now = Instant::now();
         if self.stopping.is_some() || now.duration_since(self.last_check) < CHECK_INTERVAL {
@@ -778,8 +793,25 @@ impl<'a> Master<'a> {
             .config
             .max_worker_memory
             .saturating_mul(super::recycle::MIB);
+        let boot_timeout = self.config.boot_deadline();
+        let mut boot_killed = false;
         for slot in &mut self.slots {
             if !slot.active() {
+                continue;
+            }
+            if !slot.ready && boot_overdue(slot.started, now, boot_timeout) {
+                log::error!(
+                    "Worker {} (pid {}) did not finish booting within {}s (--boot-timeout): \
+                     SIGKILL, replacing it",
+                    slot.id,
+                    slot.pid,
+                    self.config.boot_timeout
+                );
+                signal_pid(slot.pid, libc::SIGKILL);
+                slot.killed = true;
+                slot.kill_at = Some(now);
+                slot.restart = Some(RestartReason::BootTimeout);
+                boot_killed = true;
                 continue;
             }
             let silent = now.duration_since(slot.last_seen);
@@ -827,6 +859,11 @@ impl<'a> Master<'a> {
                     slot.restart = Some(RestartReason::MaxMemory);
                 }
             }
+        }
+        if boot_killed {
+            // Replaced like a worker that died: an app that hangs at every import is retried
+            // after the backoff, not forked again at once.
+            self.schedule_respawn();
         }
     }
 
@@ -887,6 +924,22 @@ fn own_listeners(inherited: Vec<Listener>, backlog: u32) -> Vec<Listener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_deadline_counts_from_the_fork_with_a_grace() {
+        let started = Instant::now();
+        let timeout = Some(Duration::from_secs(60));
+        let at = |secs: f64| started + Duration::from_secs_f64(secs);
+        assert!(!boot_overdue(started, at(30.0), timeout));
+        // The worker's stack dump fires at 60 s; the kill waits for the grace after it.
+        assert!(!boot_overdue(started, at(60.5), timeout));
+        assert!(!boot_overdue(started, at(61.0), timeout));
+        assert!(boot_overdue(started, at(61.1), timeout));
+        // 0 (`None`): no deadline, however long it takes.
+        assert!(!boot_overdue(started, at(1e6), None));
+        // A clock reading before the fork (never in practice) is not overdue.
+        assert!(!boot_overdue(at(5.0), started, timeout));
+    }
 
     #[test]
     fn status_descriptions() {
