@@ -3,11 +3,11 @@
 //! that each make one request and then stay silent.
 //!
 //! Issue 7's bar is at most 1 KB of RSS per idle connection, and "idle connections hold no
-//! buffers" (server/conn.rs, `Conn::wait_idle`): all that may stay behind is the connection's
-//! tokio task (the future, bounded by `conn::tests::connection_task_stays_small`, plus tokio's
-//! header, rounded up to 128-byte lines) and the socket's tokio I/O registration. The bytes are
+//! buffers" (server/conn.rs, `Conn::wait_idle`). A connection idle for two sweeps of the idle
+//! set is parked out of its task (server/park.rs): all that may stay behind is the socket's
+//! tokio I/O registration, the parked state behind its waker and its idle slot. The bytes are
 //! the ones asked of the allocator; what the allocator adds is measured by
-//! `tests/load/test_idle_memory.py` on a real ferrule.
+//! `benchmarks/idle_memory.py` on a real ferrule.
 
 // Test helpers, not request handling: a panic here is the test failing.
 #![allow(clippy::unwrap_used)]
@@ -25,11 +25,14 @@ use ferrule_core::config::ServerConfig;
 use ferrule_core::exchange::{job_queue, ResponseHead, ResponsePart};
 use ferrule_core::server::Server;
 
-/// Heap bytes one idle connection may hold: its task (512: a future of at most 416 bytes plus
-/// tokio's task header and trailer, in 128-byte lines), its I/O registration (384: tokio's
-/// `ScheduledIo`, 256 bytes aligned to 128, in an `Arc` whose counts take another 128-byte line)
-/// and its slot in the idle table (24, `server/idle.rs`). No read or write buffer, no timer.
-const IDLE_CONNECTION_BYTES: isize = 512 + 384 + 24;
+/// Heap bytes one parked idle connection may hold: its I/O registration (256: tokio 1.54's
+/// `ScheduledIo`, 128 bytes aligned to 128, in an `Arc` whose counts take another 128-byte
+/// line), its parked state (at most 256, `park::tests::parked_state_fits_a_256_byte_block`)
+/// and its slot in the idle table (24, `server/idle.rs`). No task, no read or write buffer, no
+/// timer.
+const IDLE_CONNECTION_BYTES: isize = 256 + 256 + 24;
+/// Long enough for every connection to be parked: two sweeps of 100 ms, and room.
+const PARKED_AFTER: Duration = Duration::from_millis(400);
 /// Per-connection share of shared structures that grow while connections are opened
 /// (tokio's registration and task lists, amortised over [`CONNECTIONS`]).
 const SLACK_BYTES: isize = 16;
@@ -116,7 +119,7 @@ fn settled() -> isize {
 }
 
 #[test]
-fn idle_connections_hold_only_their_task_and_registration() {
+fn parked_idle_connections_hold_only_their_registration_and_parked_state() {
     let config = ServerConfig {
         bind: vec!["127.0.0.1:0".to_owned()],
         keepalive_timeout: 600.0,
@@ -146,8 +149,10 @@ fn idle_connections_hold_only_their_task_and_registration() {
     let runner = std::thread::spawn(move || server.run(tx).unwrap());
 
     let mut socks: Vec<TcpStream> = (0..WARMUP).map(|_| idle_connection(addr)).collect();
+    std::thread::sleep(PARKED_AFTER);
     let base = settled();
     socks.extend((0..CONNECTIONS).map(|_| idle_connection(addr)));
+    std::thread::sleep(PARKED_AFTER);
     let held = settled();
     let per_connection = (held - base) / CONNECTIONS as isize;
 

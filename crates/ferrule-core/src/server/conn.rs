@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::access::PeerLabel;
 use super::body::{BodyFail, BodyReader, Buffered, FeedEnd};
-use super::idle::{Expiry, Wait};
+use super::idle::{Expiry, IdleSlot, Wait};
 use super::io::{read_some, write_all};
 use super::respond::{error_response_retry, Respond, Written};
 use super::stream::Stream;
@@ -41,10 +41,16 @@ use crate::exchange::{BodyStream, ConnInfo, Request, RequestBody};
 use crate::http1::{
     encode::CONTINUE_100, parse_head, BodyFraming, Parsed, RequestError, RequestHead,
 };
+use crate::metrics::OpenConnection;
 
 /// `--protocol uwsgi` (a child module: it drives a [`Conn`] through the same exchange).
 #[path = "uwsgi_conn.rs"]
 mod uwsgi_conn;
+
+/// Idle connections out of their task (a child module: it holds a [`Conn`]).
+#[path = "park.rs"]
+mod park;
+use park::Parked;
 
 /// Spare room reserved before a read while a head is incomplete.
 const HEAD_READ: usize = 4 * 1024;
@@ -81,39 +87,71 @@ pub(crate) fn serve(
     info: ConnInfo,
     guard: ConnGuard,
 ) -> impl Future<Output = ()> + Send {
-    let mut conn = Conn {
+    let conn = Conn {
         shared,
         stream,
         info,
         buf: BytesMut::new(),
         wbuf: BytesMut::new(),
     };
+    run(conn, guard, crate::metrics::connection_opened(), None)
+}
+
+/// The task of a connection: new (`resume` is `None`), or parked and now resumed (`park`).
+#[allow(clippy::manual_async_fn)] // an `async fn` would store its by-value arguments twice
+fn run(
+    mut conn: Conn,
+    guard: ConnGuard,
+    open: OpenConnection,
+    resume: Option<Resume>,
+) -> impl Future<Output = ()> + Send {
     // `conn` and `guard` stay where the block captured them: moving them into an `async fn`'s
     // by-value arguments would store them twice in the task.
     async move {
-        let _open = crate::metrics::connection_opened();
         if conn.shared.config.protocol == crate::uwsgi::Protocol::Uwsgi {
             // Boxed like a request; one request, then the connection ends. Dispatched here, not
             // in `Conn::serve`, so the idle HTTP task does not grow by another await state.
             Box::pin(conn.serve_uwsgi()).await;
-        } else if conn.serve().await {
-            // Boxed: only an HTTP/2 connection holds hyper's state.
-            let Conn {
-                shared,
-                stream,
-                info,
-                buf,
-                ..
-            } = conn;
-            Box::pin(super::h2::serve_stream(stream, buf, info, shared)).await;
+            return;
         }
-        drop(guard);
+        match conn.serve(resume).await {
+            Served::Done => {}
+            Served::H2 => {
+                // Boxed: only an HTTP/2 connection holds hyper's state.
+                let Conn {
+                    shared,
+                    stream,
+                    info,
+                    buf,
+                    ..
+                } = conn;
+                Box::pin(super::h2::serve_stream(stream, buf, info, shared)).await;
+                drop((guard, open));
+            }
+            Served::Park(at) => {
+                // Idle, so its buffers are empty (`wait_idle` released them).
+                let Conn {
+                    shared,
+                    stream,
+                    info,
+                    ..
+                } = conn;
+                park::park(Parked {
+                    shared,
+                    stream,
+                    info,
+                    guard,
+                    open,
+                    at,
+                });
+            }
+        }
     }
 }
 
 /// A connection's state between requests: all that an idle connection keeps, besides the
 /// idle wait's timer and shutdown watch (see [`idle_wait`]).
-struct Conn {
+pub(super) struct Conn {
     shared: Arc<Shared>,
     stream: Stream,
     info: ConnInfo,
@@ -137,12 +175,53 @@ enum Next {
     Linger,
 }
 
+/// How [`Conn::serve`] ended.
+enum Served {
+    /// The connection is done (closed, or to be closed by dropping it).
+    Done,
+    /// It goes to `h2` with the bytes read so far, having opened with the HTTP/2 preface
+    /// (`http2`, h2c with prior knowledge) or negotiated `h2` by ALPN over TLS.
+    H2,
+    /// It has waited for a request long enough to be parked (`park`).
+    Park(Resume),
+}
+
+/// Where a parked connection's wait resumes: its slot in the idle set (which keeps its
+/// deadline) and whether it waits for its first request.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Resume {
+    slot: u32,
+    first: bool,
+}
+
+/// How a wait for the next request ended.
+enum Idle {
+    /// The request's first bytes are in the buffer.
+    Request,
+    /// The connection is done: idle timeout, EOF, shutdown, error (logged).
+    Close,
+    /// It is to be parked (only a wait started with `parkable`).
+    Park(Resume),
+}
+
+/// Where a wait for the next request starts.
+#[derive(Debug, Clone, Copy)]
+enum WaitFrom {
+    /// Afresh; `parkable`: the sweeper may ask to park the connection (not for uwsgi, whose
+    /// connection ends after one request).
+    Fresh { parkable: bool },
+    /// In the idle-set slot it was parked in, which keeps its deadline.
+    Parked(u32),
+}
+
 /// How an idle wait ended.
 enum IdleEnd {
     /// The socket has bytes (or EOF, or an error) to read.
     Readable,
     TimedOut,
     ShuttingDown,
+    /// The sweeper asked the connection to park.
+    Park,
     Failed(io::Error),
 }
 
@@ -152,9 +231,17 @@ enum IdleEnd {
 /// waits, so it holds almost nothing: readiness goes through `poll_read_ready` (the waker is
 /// kept in the socket's registration), the deadline and the shutdown through a slot in the
 /// process's [`super::idle::IdleSet`], and no buffer is held.
-async fn idle_wait(stream: &Stream, shared: &Shared, deadline: Instant, first: bool) -> IdleEnd {
-    let mut slot = shared.idle.slot();
-    std::future::poll_fn(|cx| {
+///
+/// A plain fn returning the future: an `async fn` would store its arguments twice (as
+/// arguments, and as the captures of the polled closure) in every waiting connection's task.
+fn idle_wait<'a, 's>(
+    stream: &'a Stream,
+    shared: &'a Shared,
+    slot: &'a mut IdleSlot<'s>,
+    deadline: Instant,
+    first: bool,
+) -> impl Future<Output = IdleEnd> + use<'a, 's> {
+    std::future::poll_fn(move |cx| {
         match stream.poll_read_ready(cx) {
             Poll::Ready(Ok(())) => return Poll::Ready(IdleEnd::Readable),
             Poll::Ready(Err(e)) => return Poll::Ready(IdleEnd::Failed(e)),
@@ -167,39 +254,46 @@ async fn idle_wait(stream: &Stream, shared: &Shared, deadline: Instant, first: b
         };
         shared
             .idle
-            .poll_expiry(&mut slot, deadline, wait, cx)
+            .poll_expiry(slot, deadline, wait, cx)
             .map(|end| match end {
                 Expiry::TimedOut => IdleEnd::TimedOut,
                 Expiry::ShuttingDown => IdleEnd::ShuttingDown,
+                Expiry::Park => IdleEnd::Park,
             })
     })
-    .await
 }
 
 impl Conn {
-    /// Serves requests until the connection is done; true: it goes to `h2` with the bytes read
-    /// so far, having opened with the HTTP/2 preface (`http2`, h2c with prior knowledge) or
-    /// negotiated `h2` by ALPN over TLS.
-    async fn serve(&mut self) -> bool {
-        // Boxed like a request: only a connection being set up holds this state.
-        let proxy_header = self.shared.config.proxy_protocol.expects_header()
-            && matches!(self.stream, Stream::Tcp(_) | Stream::Tls(_));
-        if (proxy_header || matches!(self.stream, Stream::Tls(_)))
-            && !Box::pin(self.start(proxy_header)).await
-        {
-            return false;
-        }
-        // ALPN chose `h2` (offered with `http2`, see `tls::alpn_protocols`): HTTP/2 serves it.
-        if matches!(&self.stream, Stream::Tls(tls) if tls.alpn_is_h2()) {
-            return true;
-        }
-        let mut first = true;
+    /// Serves requests until the connection is done, goes to HTTP/2 or parks; `resume`: it
+    /// was parked, and waits on where it left off.
+    async fn serve(&mut self, mut resume: Option<Resume>) -> Served {
+        let mut first = match resume {
+            Some(at) => at.first,
+            None => {
+                if !Box::pin(self.start_if_needed()).await {
+                    return Served::Done;
+                }
+                // ALPN chose `h2` (offered with `http2`, see `tls::alpn_protocols`).
+                if matches!(&self.stream, Stream::Tls(tls) if tls.alpn_is_h2()) {
+                    return Served::H2;
+                }
+                true
+            }
+        };
         loop {
-            if self.buf.is_empty() && !self.wait_idle(first).await {
-                return false;
+            if self.buf.is_empty() {
+                let from = match resume.take() {
+                    Some(at) => WaitFrom::Parked(at.slot),
+                    None => WaitFrom::Fresh { parkable: true },
+                };
+                match self.wait_idle(first, from).await {
+                    Idle::Request => {}
+                    Idle::Close => return Served::Done,
+                    Idle::Park(at) => return Served::Park(at),
+                }
             }
             if first && self.shared.config.http2 && super::h2::is_preface(&self.buf) {
-                return true;
+                return Served::H2;
             }
             first = false;
             // Boxed: reading the head and the exchange (response batch, body feeder, timers)
@@ -208,15 +302,26 @@ impl Conn {
             // is the idle state: this struct plus the idle wait.
             match Box::pin(self.request()).await {
                 Next::KeepAlive => {}
-                Next::Close => return false,
+                Next::Close => return Served::Done,
                 Next::Linger => {
                     // Boxed: lingering is rare next to idling, so its timers stay out of
                     // every connection's task.
                     Box::pin(self.linger()).await;
-                    return false;
+                    return Served::Done;
                 }
             }
         }
+    }
+
+    /// The PROXY header and TLS handshake, when the listener has them ([`Conn::start`]).
+    /// False: the connection is done.
+    async fn start_if_needed(&mut self) -> bool {
+        let proxy_header = self.shared.config.proxy_protocol.expects_header()
+            && matches!(self.stream, Stream::Tcp(_) | Stream::Tls(_));
+        if proxy_header || matches!(self.stream, Stream::Tls(_)) {
+            return self.start(proxy_header).await;
+        }
+        true
     }
 
     /// What comes before the first request (see the module docs): the PROXY header, the TLS
@@ -372,48 +477,70 @@ impl Conn {
         }
     }
 
-    async fn wait_idle(&mut self, first: bool) -> bool {
+    async fn wait_idle(&mut self, first: bool, from: WaitFrom) -> Idle {
         if self.wbuf.capacity() > 0 {
             self.wbuf = BytesMut::new();
         }
-        let deadline = Instant::now() + self.idle_limit(first);
+        let idle = &self.shared.idle;
+        // One slot for the whole wait, spurious wake-ups included: its deadline stands.
+        let (mut slot, deadline) = match from {
+            WaitFrom::Fresh { parkable } => {
+                let slot = if parkable {
+                    idle.parkable_slot()
+                } else {
+                    idle.slot()
+                };
+                (slot, Instant::now() + self.idle_limit(first))
+            }
+            WaitFrom::Parked(n) => {
+                let (slot, deadline, _) = idle.adopt(n);
+                (slot, deadline)
+            }
+        };
         loop {
             // The buffer left by the previous request (if any) takes the first attempt; else a
             // buffer is only allocated once the socket is readable.
             if self.buf.capacity() == 0 {
-                match idle_wait(&self.stream, &self.shared, deadline, first).await {
+                match idle_wait(&self.stream, &self.shared, &mut slot, deadline, first).await {
                     IdleEnd::Readable => {}
+                    IdleEnd::Park => {
+                        return match slot.detach() {
+                            Some(slot) => Idle::Park(Resume { slot, first }),
+                            // Unreachable: only a registered slot is asked to park.
+                            None => Idle::Close,
+                        };
+                    }
                     IdleEnd::Failed(e) => {
                         log::debug!("{}: closing: {e}", PeerLabel(&self.info));
-                        return false;
+                        return Idle::Close;
                     }
                     IdleEnd::TimedOut => {
-                        let idle = self.idle_limit(first);
+                        let limit = self.idle_limit(first);
                         log::debug!(
-                            "{}: closing idle connection: no request within {idle:?}",
+                            "{}: closing idle connection: no request within {limit:?}",
                             PeerLabel(&self.info)
                         );
-                        return false;
+                        return Idle::Close;
                     }
                     IdleEnd::ShuttingDown => {
                         log::debug!(
                             "{}: closing idle connection: shutting down",
                             PeerLabel(&self.info)
                         );
-                        return false;
+                        return Idle::Close;
                     }
                 }
             }
             self.buf.reserve(HEAD_READ);
             match self.stream.try_read_buf(&mut self.buf) {
-                Ok(0) => return false,
-                Ok(_) => return true,
+                Ok(0) => return Idle::Close,
+                Ok(_) => return Idle::Request,
                 // Nothing yet: release the buffer and wait.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.buf = BytesMut::new(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::debug!("{}: closing: {e}", PeerLabel(&self.info));
-                    return false;
+                    return Idle::Close;
                 }
             }
         }

@@ -17,6 +17,12 @@
 //! The price is precision: an idle connection closes up to [`SWEEP_TICK`] after its deadline,
 //! which no client can tell from network delay (gunicorn's own keep-alive checks run once a
 //! second).
+//!
+//! Parking: an HTTP/1 connection still waiting at its second sweep (so idle for 100-200 ms) is
+//! asked to park ([`Expiry::Park`]): its task ends and the connection waits outside any task
+//! (`conn::park`), its slot then holding the parked connection's waker. A client between two
+//! quick requests never parks; one that stays idle costs its socket's registration, its slot
+//! and the parked state, not a task.
 
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -58,6 +64,9 @@ pub(crate) enum Expiry {
     TimedOut,
     /// The server is shutting down.
     ShuttingDown,
+    /// Not an end: a parkable wait has lasted past a sweep tick, and its task should park the
+    /// connection ([`IdleSet::park`]) and end. Returned once per slot.
+    Park,
 }
 
 /// Every idle connection's deadline and waker (see the module docs).
@@ -112,7 +121,7 @@ struct Slot {
     waker: Option<Waker>,
 }
 
-const FLAG_BITS: u32 = 5;
+const FLAG_BITS: u32 = 9;
 /// The slot is in use.
 const IN_USE: u64 = 1;
 /// Waiting for its first request (the shutdown grace applies).
@@ -123,6 +132,14 @@ const TIMED_OUT: u64 = 4;
 const SHUT_DOWN: u64 = 8;
 /// A queued request's wait ([`Wait::Queued`]).
 const QUEUED: u64 = 16;
+/// A sweep has seen the wait: the next one asks it to park, if it may.
+const SEEN: u64 = 32;
+/// The wait may be parked ([`IdleSet::parkable_slot`]).
+const PARKABLE: u64 = 64;
+/// The sweeper asked the wait to park ([`Expiry::Park`]).
+const PARK_ASKED: u64 = 128;
+/// The connection is parked: the waker is the parked connection's.
+const PARKED: u64 = 256;
 
 impl Slot {
     fn deadline_ms(&self) -> u64 {
@@ -147,7 +164,22 @@ impl Slot {
         self.word |= match why {
             Expiry::TimedOut => TIMED_OUT,
             Expiry::ShuttingDown => SHUT_DOWN,
+            Expiry::Park => 0,
         };
+        self.waker.take()
+    }
+
+    /// Called by each sweep that leaves the wait running: the first marks it seen, the second
+    /// asks a parkable wait to park (returning its task's waker to wake).
+    fn age(&mut self) -> Option<Waker> {
+        if self.word & (PARKABLE | PARK_ASKED) != PARKABLE {
+            return None;
+        }
+        if self.word & SEEN == 0 {
+            self.word |= SEEN;
+            return None;
+        }
+        self.word |= PARK_ASKED;
         self.waker.take()
     }
 }
@@ -157,15 +189,22 @@ impl Slot {
 pub(crate) struct IdleSlot<'a> {
     set: &'a IdleSet,
     slot: Option<u32>,
+    /// Registered [`PARKABLE`].
+    parkable: bool,
+}
+
+impl IdleSlot<'_> {
+    /// The slot's number, which stays in use (for a parked connection): hand it back with
+    /// [`IdleSet::adopt`] or free it with [`IdleSet::release`]. `None` if never registered.
+    pub(crate) fn detach(mut self) -> Option<u32> {
+        self.slot.take()
+    }
 }
 
 impl Drop for IdleSlot<'_> {
     fn drop(&mut self) {
         if let Some(n) = self.slot.take() {
-            let mut inner = self.set.lock();
-            *inner.slot(n) = Slot::default();
-            inner.free.push(n);
-            inner.waiting -= 1;
+            self.set.release(n);
         }
     }
 }
@@ -189,7 +228,53 @@ impl IdleSet {
         IdleSlot {
             set: self,
             slot: None,
+            parkable: false,
         }
+    }
+
+    /// Like [`IdleSet::slot`], for a wait that may be asked to park ([`Expiry::Park`]).
+    pub(crate) fn parkable_slot(&self) -> IdleSlot<'_> {
+        IdleSlot {
+            set: self,
+            slot: None,
+            parkable: true,
+        }
+    }
+
+    /// Frees slot `n` (from [`IdleSlot::detach`]).
+    pub(crate) fn release(&self, n: u32) {
+        let mut inner = self.lock();
+        *inner.slot(n) = Slot::default();
+        inner.free.push(n);
+        inner.waiting -= 1;
+    }
+
+    /// Parks the connection of slot `n` (which returned [`Expiry::Park`]): `waker` is woken
+    /// when its wait ends. False if it already has (the caller then resumes it at once).
+    pub(crate) fn park(&self, n: u32, waker: &Waker) -> bool {
+        let mut inner = self.lock();
+        let entry = inner.slot(n);
+        if entry.ended().is_some() {
+            return false;
+        }
+        entry.word |= PARKED;
+        entry.waker = Some(waker.clone());
+        true
+    }
+
+    /// Slot `n` (from [`IdleSlot::detach`]) back as a wait, with its deadline (for waits
+    /// after this one) and whether it waits for the connection's first request.
+    pub(crate) fn adopt(&self, n: u32) -> (IdleSlot<'_>, Instant, bool) {
+        let mut inner = self.lock();
+        let entry = inner.slot(n);
+        let deadline = self.base + Duration::from_millis(entry.deadline_ms());
+        let first = entry.word & FIRST != 0;
+        let slot = IdleSlot {
+            set: self,
+            slot: Some(n),
+            parkable: entry.word & PARKABLE != 0,
+        };
+        (slot, deadline, first)
     }
 
     /// Polls one connection's wait: `Ready` once its deadline passed or the server is shutting
@@ -213,8 +298,9 @@ impl IdleSet {
                     Wait::Queued => {}
                 }
             }
+            let parkable = if slot.parkable { PARKABLE } else { 0 };
             let entry = Slot {
-                word: (self.ms(deadline) << FLAG_BITS) | IN_USE | wait.flags(),
+                word: (self.ms(deadline) << FLAG_BITS) | IN_USE | wait.flags() | parkable,
                 waker: Some(cx.waker().clone()),
             };
             let n = match inner.free.pop() {
@@ -244,6 +330,9 @@ impl IdleSet {
         if let Some(end) = entry.ended() {
             return Poll::Ready(end);
         }
+        if entry.word & (PARK_ASKED | PARKED) == PARK_ASKED {
+            return Poll::Ready(Expiry::Park);
+        }
         match &entry.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => entry.waker = Some(cx.waker().clone()),
@@ -266,6 +355,8 @@ impl IdleSet {
         } else {
             Expiry::TimedOut
         };
+        // Nothing parks once the server stops: every wait is about to end.
+        let stopping_now = inner.stopping;
         let used = inner.used as usize;
         for entry in inner
             .chunks
@@ -286,6 +377,8 @@ impl IdleSet {
             }
             if entry.deadline_ms() <= now_ms {
                 wake.extend(entry.end(if queued { Expiry::TimedOut } else { why }));
+            } else if !stopping_now {
+                wake.extend(entry.age());
             }
         }
         let waiting = inner.waiting;
@@ -490,5 +583,105 @@ mod tests {
             .is_pending());
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert!(set.poll_someone_waits(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_parkable_wait_is_asked_to_park_at_its_second_sweep_then_parks() {
+        let set = IdleSet::default();
+        let (task, task_waker) = counting_waker();
+        let (parked, parked_waker) = counting_waker();
+        let mut cx = Context::from_waker(&task_waker);
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(5);
+        let mut slot = set.parkable_slot();
+        assert!(set
+            .poll_expiry(&mut slot, deadline, Wait::FirstRequest, &mut cx)
+            .is_pending());
+        // First sweep: seen, nothing asked.
+        set.sweep(now + Duration::from_millis(100), false);
+        assert_eq!(task.0.load(Ordering::SeqCst), 0);
+        // Second sweep: the task is woken and told to park, once.
+        set.sweep(now + Duration::from_millis(200), false);
+        assert_eq!(task.0.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            set.poll_expiry(&mut slot, deadline, Wait::FirstRequest, &mut cx),
+            Poll::Ready(Expiry::Park)
+        );
+        let n = slot.detach().expect("registered");
+        assert!(set.park(n, &parked_waker));
+        set.sweep(now + Duration::from_millis(300), false);
+        assert_eq!(parked.0.load(Ordering::SeqCst), 0, "not asked twice");
+        // Resumed: the same deadline and kind, and no second request to park.
+        let (mut slot, resumed_deadline, first) = set.adopt(n);
+        assert!(first);
+        assert!(deadline.saturating_duration_since(resumed_deadline) < Duration::from_millis(1));
+        assert!(resumed_deadline <= deadline);
+        assert!(set
+            .poll_expiry(&mut slot, deadline, Wait::FirstRequest, &mut cx)
+            .is_pending());
+        drop(slot);
+        assert_eq!(set.sweep(now + Duration::from_secs(6), false), 0);
+    }
+
+    #[test]
+    fn a_parked_wait_is_woken_by_its_deadline_and_by_the_shutdown() {
+        for stopping in [false, true] {
+            let set = IdleSet::default();
+            let (_, task_waker) = counting_waker();
+            let (parked, parked_waker) = counting_waker();
+            let mut cx = Context::from_waker(&task_waker);
+            let now = Instant::now();
+            let deadline = now + Duration::from_secs(5);
+            let mut slot = set.parkable_slot();
+            assert!(set
+                .poll_expiry(&mut slot, deadline, Wait::NextRequest, &mut cx)
+                .is_pending());
+            set.sweep(now, false);
+            set.sweep(now, false);
+            assert!(set
+                .poll_expiry(&mut slot, deadline, Wait::NextRequest, &mut cx)
+                .is_ready());
+            let n = slot.detach().expect("registered");
+            assert!(set.park(n, &parked_waker));
+            let at = if stopping { now } else { deadline };
+            set.sweep(at, stopping);
+            assert_eq!(parked.0.load(Ordering::SeqCst), 1);
+            let (mut slot, _, first) = set.adopt(n);
+            assert!(!first);
+            let why = if stopping {
+                Expiry::ShuttingDown
+            } else {
+                Expiry::TimedOut
+            };
+            assert_eq!(
+                set.poll_expiry(&mut slot, deadline, Wait::NextRequest, &mut cx),
+                Poll::Ready(why)
+            );
+            // Parking a wait that has already ended fails: the caller resumes it at once.
+            let n = slot.detach().expect("registered");
+            assert!(!set.park(n, &parked_waker));
+            set.release(n);
+            assert_eq!(set.sweep(deadline, false), 0);
+        }
+    }
+
+    #[test]
+    fn waits_that_may_not_park_are_never_asked() {
+        let set = IdleSet::default();
+        let (task, task_waker) = counting_waker();
+        let mut cx = Context::from_waker(&task_waker);
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(5);
+        let mut slot = set.slot();
+        assert!(set
+            .poll_expiry(&mut slot, deadline, Wait::NextRequest, &mut cx)
+            .is_pending());
+        for tick in 1..5 {
+            set.sweep(now + SWEEP_TICK * tick, false);
+        }
+        assert_eq!(task.0.load(Ordering::SeqCst), 0);
+        assert!(set
+            .poll_expiry(&mut slot, deadline, Wait::NextRequest, &mut cx)
+            .is_pending());
     }
 }

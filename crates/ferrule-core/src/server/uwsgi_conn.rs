@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use bytes::{BufMut, BytesMut};
 
-use super::{Conn, HeadTimedOut, Next};
+use super::{Conn, HeadTimedOut, Idle, Next, WaitFrom};
 use crate::exchange::UwsgiFacts;
 use crate::forwarded::ForwardedView;
 use crate::http1::{parse_head, HeadLimits, Parsed as HeadParsed, RequestError, RequestHead};
@@ -77,8 +77,11 @@ impl Conn {
             return;
         }
         // The header timeout runs from accept, as for a first HTTP request.
-        if self.buf.is_empty() && !self.wait_idle(true).await {
-            return;
+        if self.buf.is_empty() {
+            let fresh = WaitFrom::Fresh { parkable: false };
+            if !matches!(self.wait_idle(true, fresh).await, Idle::Request) {
+                return;
+            }
         }
         let Some(req) = self.read_packet().await else {
             return;
