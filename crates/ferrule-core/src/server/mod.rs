@@ -30,6 +30,7 @@ pub mod malloc_trim;
 mod overload;
 mod respond;
 pub(crate) use respond::app_content_length;
+mod sched;
 mod sendfile;
 mod stream;
 pub mod tls;
@@ -324,9 +325,11 @@ impl Server {
         // multi-thread scheduler writes only when its worker is parked. Measured on hello
         // (docs/architecture.md): 0.98 fewer system calls and ~1 us less CPU per request. The
         // thread calling `run` only waits for signals and the drain.
+        // Its threads do not preempt the application threads when they wake (`sched`).
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(IO_THREADS)
             .thread_name("ferrule-io")
+            .on_thread_start(sched::batch_current_thread)
             .enable_all()
             .build()
             .map_err(|e| ServeError {

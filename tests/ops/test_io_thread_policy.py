@@ -1,0 +1,60 @@
+"""The I/O thread runs under SCHED_BATCH (crates/ferrule-core/src/server/sched.rs): it does not
+preempt the application threads when it wakes. Checked in real processes through
+/proc/PID/task/TID/stat (field 41, the policy): the I/O thread of a lone server and of every
+worker is SCHED_BATCH, and every other thread (the main thread, the application threads, the
+master) keeps the default policy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from workers_helpers import wait_children
+
+APP = "basic_app:application"
+SCHED_OTHER = 0
+SCHED_BATCH = 3
+
+
+def _policies(pid: int) -> dict[int, tuple[str, int]]:
+    """Each thread of `pid`: (its name, its scheduling policy)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        # Fields after the parenthesised name, which may hold spaces: state is field 3.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[int(task.name)] = (name, int(fields[41 - 3]))
+    return out
+
+
+def _check_server_process(pid: int) -> None:
+    threads = _policies(pid)
+    io = {tid: policy for tid, (name, policy) in threads.items() if name == "ferrule-io"}
+    assert io, f"no ferrule-io thread in {threads}"
+    assert set(io.values()) == {SCHED_BATCH}, threads
+    others = {tid: (n, p) for tid, (n, p) in threads.items() if n != "ferrule-io"}
+    assert pid in others and len(others) >= 3, threads  # main thread and application threads
+    assert {p for _, p in others.values()} == {SCHED_OTHER}, threads
+
+
+def test_the_io_thread_is_batch_and_the_app_threads_are_not(ferrule_server):
+    srv = ferrule_server(APP, "--threads", "2")
+    assert srv.get("/hello").body == b"hello world"
+    _check_server_process(srv.pid)
+
+
+def test_every_worker_has_a_batch_io_thread_and_the_master_keeps_its_policy(ferrule_server):
+    srv = ferrule_server(APP, "-w", "2", "--threads", "2")
+    workers = wait_children(srv.pid, 2)
+    for _ in range(2):
+        srv.wait_for_log(r"Worker \d \(pid \d+\) ready")
+    assert srv.get("/hello").body == b"hello world"
+    for pid in workers:
+        _check_server_process(pid)
+    master = _policies(srv.pid)
+    assert {p for _, p in master.values()} == {SCHED_OTHER}, master
+    assert os.sched_getscheduler(0) == SCHED_OTHER  # the test itself is untouched
