@@ -20,6 +20,13 @@ use crate::http1::{ChunkedDecoder, RequestError};
 /// Spare room reserved before each body read: one read moves at most this much.
 pub(crate) const BODY_READ: usize = 64 * 1024;
 
+/// Room offered past the end of a Content-Length body when reading it whole: a read that
+/// returns the body's last bytes then returns less than it was offered, which tells
+/// `Stream::try_read_buf` that the socket is drained (no `recv` that would only say `EAGAIN`
+/// before the next request). Whatever the client sent after the body (a pipelined request)
+/// lands there and is served next, as from any read.
+const BODY_TAIL_ROOM: usize = 512;
+
 /// Unread body bytes the connection will read and discard after the response so it can be kept
 /// alive; a longer remainder closes the connection instead (cheaper than reading it).
 pub(crate) const DRAIN_LIMIT: u64 = 256 * 1024;
@@ -191,8 +198,9 @@ impl BodyReader {
         }
     }
 
-    /// Reads the body whole if it ends within `max` bytes. A Content-Length body gets one exact
-    /// reservation and is split off the read buffer without a copy.
+    /// Reads the body whole if it ends within `max` bytes. A Content-Length body gets one
+    /// reservation (the body and [`BODY_TAIL_ROOM`]) and is split off the read buffer without a
+    /// copy.
     pub(crate) async fn read_buffered(
         &mut self,
         stream: &Stream,
@@ -204,7 +212,7 @@ impl BodyReader {
                 let len = remaining as usize;
                 while buf.len() < len {
                     let missing = len - buf.len();
-                    self.read(stream, buf, missing).await?;
+                    self.read(stream, buf, missing + BODY_TAIL_ROOM).await?;
                 }
                 self.kind = Kind::Length { remaining: 0 };
                 return Ok(Buffered::Whole(buf.split_to(len).freeze()));
