@@ -2,17 +2,22 @@
 sweeps of the idle set (100-200 ms) leaves its task and waits outside it. Over real sockets:
 a parked connection is served when its next request comes (first request or keep-alive, one
 or hundreds at once), still closes at its own keep-alive deadline, is closed by a graceful
-stop, and one parked before its first request can still open HTTP/2 with prior knowledge."""
+stop, one parked before its first request can still open HTTP/2 with prior knowledge, and a
+TLS connection keeps its session across parkings."""
 
 from __future__ import annotations
 
+import http.client
 import re
+import shutil
 import signal
 import socket
+import ssl
 import time
 
 import pytest
 
+from helpers.pki import make_pki
 from helpers.rawhttp import build_request
 
 APP = "basic_app:application"
@@ -123,3 +128,23 @@ def test_http2_prior_knowledge_after_being_parked(ferrule_server):
         assert len(head) == 9 and head[3] == 4 and head[5:9] == b"\x00\x00\x00\x00", head
     with httpx.Client(http1=False, http2=True, base_url=f"http://127.0.0.1:{srv.port}") as h:
         assert h.get("/hello").text == "hello world"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+def test_a_parked_tls_connection_keeps_its_session(ferrule_server, tmp_path):
+    pki = make_pki(tmp_path)
+    srv = ferrule_server(APP, "--log-level", "debug", "--certfile", str(pki / "server.pem"),
+                         "--keyfile", str(pki / "server.key"))  # fmt: skip
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=ctx, timeout=10)
+    try:
+        for i in range(3):
+            mark = srv.mark()
+            conn.request("POST", "/echo", body=b"tls %d" % i)
+            resp = conn.getresponse()
+            assert (resp.status, resp.read()) == (200, b"tls %d" % i)
+            srv.wait_for_log(PARKED, timeout=10, since=mark)
+        # One TCP connection (one TLS session) throughout: the server never closed it.
+        assert srv.log_text().count("closing") == 0, srv.log_text()
+    finally:
+        conn.close()
