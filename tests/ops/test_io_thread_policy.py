@@ -7,6 +7,7 @@ master) keeps the default policy."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from workers_helpers import wait_children
@@ -32,7 +33,13 @@ def _policies(pid: int) -> dict[int, tuple[str, int]]:
 
 
 def _check_server_process(pid: int) -> None:
+    # A worker starts its I/O thread once it has loaded the app: wait for it (bounded).
+    deadline = time.monotonic() + 15
     threads = _policies(pid)
+    while not any(name == "ferrule-io" for name, _ in threads.values()):
+        assert time.monotonic() < deadline, f"no ferrule-io thread in {threads}"
+        time.sleep(0.05)
+        threads = _policies(pid)
     io = {tid: policy for tid, (name, policy) in threads.items() if name == "ferrule-io"}
     assert io, f"no ferrule-io thread in {threads}"
     assert set(io.values()) == {SCHED_BATCH}, threads
@@ -50,8 +57,6 @@ def test_the_io_thread_is_batch_and_the_app_threads_are_not(ferrule_server):
 def test_every_worker_has_a_batch_io_thread_and_the_master_keeps_its_policy(ferrule_server):
     srv = ferrule_server(APP, "-w", "2", "--threads", "2")
     workers = wait_children(srv.pid, 2)
-    for _ in range(2):
-        srv.wait_for_log(r"Worker \d \(pid \d+\) ready")
     assert srv.get("/hello").body == b"hello world"
     for pid in workers:
         _check_server_process(pid)

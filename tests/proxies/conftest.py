@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 
@@ -128,7 +127,7 @@ class _Proxies:
             proc.stop()
             if not proc.ready:
                 continue  # its start failed and said why
-            fatal = re.findall(r"^.*\b(emerg|segfault|AH00052)\b.*$", proc.log_text(), re.MULTILINE)
+            fatal = proc.crashes_while_serving()
             if fatal:
                 problems.append(f"{proc.name} logged: {fatal}\n{proc.log_text()}")
         return problems

@@ -300,7 +300,10 @@ impl Conn {
             // take several KiB that exist only while a request is in flight; unboxed they
             // would be part of every connection's task, idle ones included. The task itself
             // is the idle state: this struct plus the idle wait.
-            match Box::pin(self.request()).await {
+            // Written into its allocation (`Box::write`) rather than moved there: `Box::pin`
+            // copied the whole future, a few KiB, per request.
+            let request = Box::into_pin(Box::write(Box::new_uninit(), self.request()));
+            match request.await {
                 Next::KeepAlive => {}
                 Next::Close => return Served::Done,
                 Next::Linger => {
@@ -765,15 +768,18 @@ impl Conn {
         // `None`: the request waited `queue_timeout` for a thread and was withdrawn.
         let written: Option<Written> = {
             let (stream, buf, first) = (&self.stream, &mut self.buf, stream_first.take());
-            let feed = async {
+            // Pinned where they are built (`pin!` of the call), not built and then moved into
+            // a pinned slot (`tokio::pin!` of a binding), which copied the response future
+            // per request.
+            let mut feed = std::pin::pin!(async {
                 match (&mut reader, feed_tx) {
                     (Some(r), Some(tx)) => r.feed(stream, buf, tx, first).await,
                     _ => std::future::pending().await,
                 }
-            };
-            let write = respond.write(&mut rx);
-            let queue_timer = shared.queue_timed_out(&self.info, claim.as_ref());
-            tokio::pin!(feed, write, queue_timer);
+            });
+            let mut write = std::pin::pin!(respond.write(&mut rx));
+            let mut queue_timer =
+                std::pin::pin!(shared.queue_timed_out(&self.info, claim.as_ref()));
             loop {
                 tokio::select! {
                     biased;
