@@ -9,7 +9,9 @@
 //! - `supervise`: the master (`supervise()`) and a forked worker's handle (`Worker`).
 //! - `watchdog`: the request timeout (504, stack logged, `RequestTimeout` injected).
 //! - `error`: the one conversion of core errors to Python exceptions.
+//! - `alloc`: the global allocator (mimalloc).
 
+mod alloc;
 mod environ;
 mod error;
 mod errors;
@@ -28,9 +30,10 @@ use pyo3::prelude::*;
 /// Rust's allocations (request heads, environ values, response parts, tokio's per-request
 /// channel and timers) go to mimalloc: glibc's malloc/free were about a sixth of the
 /// instructions of a hello request (docs/architecture.md, "Where the time goes (hello)").
-/// Python's own objects keep CPython's allocator.
+/// Python's own objects keep CPython's allocator. Entered through `alloc::Mimalloc`, which
+/// skips mimalloc's aligned entry point when the alignment asked for is one every block has.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Mimalloc = alloc::Mimalloc;
 
 /// Writes one line on the server's error log; `level` is debug, info, warning, error or
 /// critical.
