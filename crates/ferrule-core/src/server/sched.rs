@@ -17,9 +17,15 @@
 //! shared by all the server's threads, `wrk -c64`): 13.1-14.7k → 16.9-17.5k requests per second
 //! and p99 latency 23-25 → 14-16 ms; hello unchanged (docs/architecture.md).
 
-/// Switches the calling thread to `SCHED_BATCH`; a failure (a seccomp policy that forbids
+/// Switches the calling thread from the default policy to `SCHED_BATCH`. A thread that
+/// started under another policy (the operator's `chrt`, or systemd's `CPUSchedulingPolicy=`:
+/// real-time, idle, batch) keeps it. A failure (a seccomp policy that forbids
 /// `sched_setscheduler`) is logged at debug level and changes nothing else.
 pub(crate) fn batch_current_thread() {
+    // SAFETY: no precondition; pid 0 is the calling thread.
+    if unsafe { libc::sched_getscheduler(0) } != libc::SCHED_OTHER {
+        return;
+    }
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread (Linux applies the
     // policy per thread).
@@ -41,6 +47,20 @@ mod tests {
             // SAFETY: no precondition; pid 0 is the calling thread.
             let policy = unsafe { libc::sched_getscheduler(0) };
             assert_eq!(policy, libc::SCHED_BATCH);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_policy_the_operator_chose_is_kept() {
+        std::thread::spawn(|| {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: a valid sched_param for SCHED_IDLE (no privilege needed); calling thread.
+            assert_eq!(unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) }, 0);
+            super::batch_current_thread();
+            // SAFETY: no precondition; pid 0 is the calling thread.
+            assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_IDLE);
         })
         .join()
         .unwrap();
