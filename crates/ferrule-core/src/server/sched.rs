@@ -57,7 +57,10 @@ mod tests {
         std::thread::spawn(|| {
             let param = libc::sched_param { sched_priority: 0 };
             // SAFETY: a valid sched_param for SCHED_IDLE (no privilege needed); calling thread.
-            assert_eq!(unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) }, 0);
+            assert_eq!(
+                unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) },
+                0
+            );
             super::batch_current_thread();
             // SAFETY: no precondition; pid 0 is the calling thread.
             assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_IDLE);
