@@ -92,13 +92,14 @@ impl Metrics {
         let class = usize::from(status / 100).clamp(1, CLASSES.len()) - 1;
         let method = usize::from(method).min(METHODS.len() - 1);
         self.requests[class][method].fetch_add(1, Relaxed);
-        let ms = duration.as_micros() as f64 / 1000.0;
+        // Converted once, from u64 (a u128 to f64 conversion is a library call).
+        let us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        let ms = us as f64 / 1000.0;
         let slot = LATENCY_BUCKETS_MS
             .iter()
             .position(|&le| ms <= le)
             .unwrap_or(SLOTS - 1);
         self.latency[slot].fetch_add(1, Relaxed);
-        let us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         self.latency_sum_us.fetch_add(us, Relaxed);
     }
 
