@@ -157,7 +157,15 @@ where
         info,
         activity: Arc::clone(&activity),
     });
-    let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&stream_cx)));
+    // Each stream's future is boxed where it is built (`Box::write`): hyper wraps it in its
+    // stream future and spawns that as a task, and a future held inline (several KiB: the
+    // hand-off, body read, first response part) was copied at each of those steps.
+    let service = hyper::service::service_fn(move |req| {
+        Box::into_pin(Box::write(
+            Box::new_uninit(),
+            handle(req, Arc::clone(&stream_cx)),
+        ))
+    });
     let io = transport::Watched {
         inner: io,
         activity: Arc::clone(&activity),
