@@ -270,7 +270,13 @@ impl Conn {
         let mut first = match resume {
             Some(at) => at.first,
             None => {
-                if !Box::pin(self.start_if_needed()).await {
+                // Boxed like a request: only a connection being set up holds this state; and
+                // only built when the listener has a PROXY header or TLS to go through first.
+                let proxy_header = self.shared.config.proxy_protocol.expects_header()
+                    && matches!(self.stream, Stream::Tcp(_) | Stream::Tls(_));
+                if (proxy_header || matches!(self.stream, Stream::Tls(_)))
+                    && !Box::pin(self.start(proxy_header)).await
+                {
                     return Served::Done;
                 }
                 // ALPN chose `h2` (offered with `http2`, see `tls::alpn_protocols`).
@@ -314,17 +320,6 @@ impl Conn {
                 }
             }
         }
-    }
-
-    /// The PROXY header and TLS handshake, when the listener has them ([`Conn::start`]).
-    /// False: the connection is done.
-    async fn start_if_needed(&mut self) -> bool {
-        let proxy_header = self.shared.config.proxy_protocol.expects_header()
-            && matches!(self.stream, Stream::Tcp(_) | Stream::Tls(_));
-        if proxy_header || matches!(self.stream, Stream::Tls(_)) {
-            return self.start(proxy_header).await;
-        }
-        true
     }
 
     /// What comes before the first request (see the module docs): the PROXY header, the TLS
