@@ -12,9 +12,10 @@
 //! connection had never left its task. A client that sends its next request within a sweep
 //! tick (any busy keep-alive client) never parks.
 //!
-//! What a parked connection costs: its socket's registration (tokio's, 512 bytes), the waker
-//! with the parked state (one block of about 250 bytes) and its 24-byte idle slot, against 512
-//! more for a task (`benchmarks/idle_memory.py`; docs/architecture.md, "Memory").
+//! What a parked connection costs: its socket's registration (tokio's, 256 bytes), the waker
+//! with the parked state (one block under 256 bytes, `tests` below) and its 24-byte idle slot,
+//! against 512 more for a task (counted in `crates/ferrule-core/tests/idle_memory.rs`, in RSS by
+//! `benchmarks/idle_memory.py`; docs/architecture.md, "Memory").
 //!
 //! The parked state, the socket's registration and the waker form a cycle (the registration
 //! holds the waker, which holds the connection, which holds the registration) that only the
