@@ -87,13 +87,7 @@ pub(crate) fn serve(
     info: ConnInfo,
     guard: ConnGuard,
 ) -> impl Future<Output = ()> + Send {
-    let conn = Conn {
-        shared,
-        stream,
-        info,
-        buf: BytesMut::new(),
-        wbuf: BytesMut::new(),
-    };
+    let conn = Conn::new(shared, stream, info);
     run(conn, guard, crate::metrics::connection_opened(), None)
 }
 
@@ -128,23 +122,7 @@ fn run(
                 Box::pin(super::h2::serve_stream(stream, buf, info, shared)).await;
                 drop((guard, open));
             }
-            Served::Park(at) => {
-                // Idle, so its buffers are empty (`wait_idle` released them).
-                let Conn {
-                    shared,
-                    stream,
-                    info,
-                    ..
-                } = conn;
-                park::park(Parked {
-                    shared,
-                    stream,
-                    info,
-                    guard,
-                    open,
-                    at,
-                });
-            }
+            Served::Park(at) => park::park(Parked::new(conn, guard, open, at)),
         }
     }
 }
@@ -264,6 +242,17 @@ fn idle_wait<'a, 's>(
 }
 
 impl Conn {
+    /// A connection with no bytes read yet and no buffers.
+    fn new(shared: Arc<Shared>, stream: Stream, info: ConnInfo) -> Conn {
+        Conn {
+            shared,
+            stream,
+            info,
+            buf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+        }
+    }
+
     /// Serves requests until the connection is done, goes to HTTP/2 or parks; `resume`: it
     /// was parked, and waits on where it left off.
     async fn serve(&mut self, mut resume: Option<Resume>) -> Served {

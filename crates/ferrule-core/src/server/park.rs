@@ -22,10 +22,9 @@
 //! wake-up breaks. Every parked connection is woken by its deadline at the latest, or by the
 //! shutdown, which the server waits for (a parked connection still holds its [`ConnGuard`]).
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Wake, Waker};
-
-use bytes::BytesMut;
 
 use super::{run, Conn, ConnGuard, PeerLabel, Resume, Shared, Stream};
 use crate::exchange::ConnInfo;
@@ -34,13 +33,34 @@ use crate::metrics::OpenConnection;
 /// A connection out of its task: what its task held while it waited, but its (empty)
 /// buffers.
 pub(super) struct Parked {
-    pub(super) shared: Arc<Shared>,
-    pub(super) stream: Stream,
-    pub(super) info: ConnInfo,
-    pub(super) guard: ConnGuard,
-    pub(super) open: OpenConnection,
+    shared: Arc<Shared>,
+    stream: Stream,
+    info: ConnInfo,
+    guard: ConnGuard,
+    open: OpenConnection,
     /// Where its wait resumes.
-    pub(super) at: Resume,
+    at: Resume,
+}
+
+impl Parked {
+    /// `conn` is idle, so its buffers are empty (`Conn::wait_idle` released them): they are
+    /// not kept.
+    pub(super) fn new(conn: Conn, guard: ConnGuard, open: OpenConnection, at: Resume) -> Parked {
+        Parked {
+            shared: conn.shared,
+            stream: conn.stream,
+            info: conn.info,
+            guard,
+            open,
+            at,
+        }
+    }
+
+    /// The task that resumes the connection's wait.
+    fn resume(self) -> impl Future<Output = ()> + Send {
+        let conn = Conn::new(self.shared, self.stream, self.info);
+        run(conn, self.guard, self.open, Some(self.at))
+    }
 }
 
 /// The waker of a parked connection: the first wake-up spawns the task that resumes it.
@@ -61,25 +81,10 @@ impl Wake for ParkedConn {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(Parked {
-            shared,
-            stream,
-            info,
-            guard,
-            open,
-            at,
-        }) = parked
-        {
-            let conn = Conn {
-                shared,
-                stream,
-                info,
-                buf: BytesMut::new(),
-                wbuf: BytesMut::new(),
-            };
+        if let Some(parked) = parked {
             // Detached: the task owns the connection until it closes or parks again. On a
             // runtime that has shut down the task is dropped, closing the connection.
-            drop(self.runtime.spawn(run(conn, guard, open, Some(at))));
+            drop(self.runtime.spawn(parked.resume()));
         }
     }
 }
