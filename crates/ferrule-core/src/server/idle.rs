@@ -454,6 +454,17 @@ mod tests {
         (Arc::clone(&count), Waker::from(count))
     }
 
+    /// Polls `slot`'s wait and asserts it is still pending.
+    fn assert_pending(
+        set: &IdleSet,
+        slot: &mut IdleSlot<'_>,
+        deadline: Instant,
+        wait: Wait,
+        cx: &mut Context<'_>,
+    ) {
+        assert!(set.poll_expiry(slot, deadline, wait, cx).is_pending());
+    }
+
     #[test]
     fn a_wait_ends_once_its_deadline_is_swept() {
         let set = IdleSet::default();
@@ -462,14 +473,10 @@ mod tests {
         let now = Instant::now();
         let mut slot = set.slot();
         let deadline = now + Duration::from_secs(5);
-        assert!(set
-            .poll_expiry(&mut slot, deadline, Wait::NextRequest, &mut cx)
-            .is_pending());
+        assert_pending(&set, &mut slot, deadline, Wait::NextRequest, &mut cx);
         assert_eq!(set.sweep(now + Duration::from_secs(4), false), 1);
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
-        assert!(set
-            .poll_expiry(&mut slot, deadline, Wait::NextRequest, &mut cx)
-            .is_pending());
+        assert_pending(&set, &mut slot, deadline, Wait::NextRequest, &mut cx);
         set.sweep(now + Duration::from_secs(5), false);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(
@@ -489,20 +496,14 @@ mod tests {
         let far = now + Duration::from_secs(60);
         let mut keepalive = set.slot();
         let mut first = set.slot();
-        assert!(set
-            .poll_expiry(&mut keepalive, far, Wait::NextRequest, &mut cx)
-            .is_pending());
-        assert!(set
-            .poll_expiry(&mut first, far, Wait::FirstRequest, &mut cx)
-            .is_pending());
+        assert_pending(&set, &mut keepalive, far, Wait::NextRequest, &mut cx);
+        assert_pending(&set, &mut first, far, Wait::FirstRequest, &mut cx);
         set.sweep(now, true);
         assert_eq!(
             set.poll_expiry(&mut keepalive, far, Wait::NextRequest, &mut cx),
             Poll::Ready(Expiry::ShuttingDown)
         );
-        assert!(set
-            .poll_expiry(&mut first, far, Wait::FirstRequest, &mut cx)
-            .is_pending());
+        assert_pending(&set, &mut first, far, Wait::FirstRequest, &mut cx);
         set.sweep(now + FIRST_REQUEST_GRACE, true);
         assert_eq!(
             set.poll_expiry(&mut first, far, Wait::FirstRequest, &mut cx),
@@ -516,22 +517,16 @@ mod tests {
         );
         // A queued request's wait is not ended by the shutdown, only by its deadline.
         let mut queued = set.slot();
-        assert!(set
-            .poll_expiry(&mut queued, far, Wait::Queued, &mut cx)
-            .is_pending());
+        assert_pending(&set, &mut queued, far, Wait::Queued, &mut cx);
         set.sweep(now + Duration::from_secs(2), true);
-        assert!(set
-            .poll_expiry(&mut queued, far, Wait::Queued, &mut cx)
-            .is_pending());
+        assert_pending(&set, &mut queued, far, Wait::Queued, &mut cx);
         set.sweep(far, true);
         assert_eq!(
             set.poll_expiry(&mut queued, far, Wait::Queued, &mut cx),
             Poll::Ready(Expiry::TimedOut)
         );
         let mut late_first = set.slot();
-        assert!(set
-            .poll_expiry(&mut late_first, far, Wait::FirstRequest, &mut cx)
-            .is_pending());
+        assert_pending(&set, &mut late_first, far, Wait::FirstRequest, &mut cx);
     }
 
     #[test]
@@ -542,9 +537,7 @@ mod tests {
         let far = Instant::now() + Duration::from_secs(60);
         for _ in 0..3 {
             let mut slot = set.slot();
-            assert!(set
-                .poll_expiry(&mut slot, far, Wait::NextRequest, &mut cx)
-                .is_pending());
+            assert_pending(&set, &mut slot, far, Wait::NextRequest, &mut cx);
         }
         assert_eq!(set.lock().used, 1);
         assert_eq!(set.lock().waiting, 0);
@@ -559,9 +552,7 @@ mod tests {
         let far = Instant::now() + Duration::from_secs(60);
         let mut slots: Vec<_> = (0..CHUNK + 1).map(|_| set.slot()).collect();
         for slot in &mut slots {
-            assert!(set
-                .poll_expiry(slot, far, Wait::NextRequest, &mut cx)
-                .is_pending());
+            assert_pending(&set, slot, far, Wait::NextRequest, &mut cx);
         }
         assert_eq!(set.lock().chunks.len(), 2);
         assert_eq!(set.sweep(far, false), CHUNK + 1);
@@ -578,9 +569,7 @@ mod tests {
         assert!(set.poll_someone_waits(&mut cx).is_pending());
         let mut slot = set.slot();
         let far = Instant::now() + Duration::from_secs(60);
-        assert!(set
-            .poll_expiry(&mut slot, far, Wait::NextRequest, &mut cx)
-            .is_pending());
+        assert_pending(&set, &mut slot, far, Wait::NextRequest, &mut cx);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert!(set.poll_someone_waits(&mut cx).is_ready());
     }
@@ -594,9 +583,7 @@ mod tests {
         let now = Instant::now();
         let deadline = now + Duration::from_secs(5);
         let mut slot = set.parkable_slot();
-        assert!(set
-            .poll_expiry(&mut slot, deadline, Wait::FirstRequest, &mut cx)
-            .is_pending());
+        assert_pending(&set, &mut slot, deadline, Wait::FirstRequest, &mut cx);
         // First sweep: seen, nothing asked.
         set.sweep(now + Duration::from_millis(100), false);
         assert_eq!(task.0.load(Ordering::SeqCst), 0);
@@ -616,9 +603,7 @@ mod tests {
         assert!(first);
         assert!(deadline.saturating_duration_since(resumed_deadline) < Duration::from_millis(1));
         assert!(resumed_deadline <= deadline);
-        assert!(set
-            .poll_expiry(&mut slot, deadline, Wait::FirstRequest, &mut cx)
-            .is_pending());
+        assert_pending(&set, &mut slot, deadline, Wait::FirstRequest, &mut cx);
         drop(slot);
         assert_eq!(set.sweep(now + Duration::from_secs(6), false), 0);
     }
@@ -633,9 +618,7 @@ mod tests {
             let now = Instant::now();
             let deadline = now + Duration::from_secs(5);
             let mut slot = set.parkable_slot();
-            assert!(set
-                .poll_expiry(&mut slot, deadline, Wait::NextRequest, &mut cx)
-                .is_pending());
+            assert_pending(&set, &mut slot, deadline, Wait::NextRequest, &mut cx);
             set.sweep(now, false);
             set.sweep(now, false);
             assert!(set
@@ -673,15 +656,11 @@ mod tests {
         let now = Instant::now();
         let deadline = now + Duration::from_secs(5);
         let mut slot = set.slot();
-        assert!(set
-            .poll_expiry(&mut slot, deadline, Wait::NextRequest, &mut cx)
-            .is_pending());
+        assert_pending(&set, &mut slot, deadline, Wait::NextRequest, &mut cx);
         for tick in 1..5 {
             set.sweep(now + SWEEP_TICK * tick, false);
         }
         assert_eq!(task.0.load(Ordering::SeqCst), 0);
-        assert!(set
-            .poll_expiry(&mut slot, deadline, Wait::NextRequest, &mut cx)
-            .is_pending());
+        assert_pending(&set, &mut slot, deadline, Wait::NextRequest, &mut cx);
     }
 }
