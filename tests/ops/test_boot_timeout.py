@@ -67,13 +67,21 @@ def test_a_worker_hung_at_import_is_dumped_killed_and_replaced(ferrule_server, t
     assert "failed to boot" not in srv.log_text()
 
 
-def test_boot_timeout_zero_leaves_a_slow_boot_alone(ferrule_server):
-    env = {"BOOT_SLEEP": "3"}
-    srv = ferrule_server(APP, *ONE_WORKER_UNDER_A_MASTER, "--boot-timeout", "0", env=env)
+def _boot_slowly(ferrule_server, sleep: str, boot_timeout: str, ready_within: float):
+    """A master whose one worker's import sleeps `sleep` s, under `--boot-timeout`; waits until
+    the worker is ready. Returns the server, the worker's pid and when it was started."""
+    env = {"BOOT_SLEEP": sleep}
+    args = (*ONE_WORKER_UNDER_A_MASTER, "--boot-timeout", boot_timeout)
+    srv = ferrule_server(APP, *args, env=env)
     booted = time.monotonic()
     pid = _pid_of(srv.wait_for_log(BOOTING_RE.format(id=1)), BOOTING_RE.format(id=1))
+    srv.wait_for_log(rf"Worker 1 \(pid {pid}\) ready", timeout=ready_within)
+    return srv, pid, booted
+
+
+def test_boot_timeout_zero_leaves_a_slow_boot_alone(ferrule_server):
     # 0 is no deadline (not a zero one, which would kill it within 2 s).
-    srv.wait_for_log(rf"Worker 1 \(pid {pid}\) ready", timeout=15)
+    srv, pid, booted = _boot_slowly(ferrule_server, "3", "0", ready_within=15)
     assert time.monotonic() - booted > 2.5
     assert wait_children(srv.pid, 1) == {pid}
     _serves_from(srv, pid)
@@ -81,11 +89,7 @@ def test_boot_timeout_zero_leaves_a_slow_boot_alone(ferrule_server):
 
 
 def test_a_slow_boot_under_the_deadline_is_left_alone(ferrule_server):
-    env = {"BOOT_SLEEP": "0.5"}
-    srv = ferrule_server(APP, *ONE_WORKER_UNDER_A_MASTER, "--boot-timeout", "5", env=env)
-    booted = time.monotonic()
-    pid = _pid_of(srv.wait_for_log(BOOTING_RE.format(id=1)), BOOTING_RE.format(id=1))
-    srv.wait_for_log(rf"Worker 1 \(pid {pid}\) ready", timeout=5)
+    srv, pid, booted = _boot_slowly(ferrule_server, "0.5", "5", ready_within=5)
     _serves_from(srv, pid)
     # Past the 5 s deadline: the worker disarmed its stack dump once loaded, and a ready
     # worker is not held to the boot deadline.
