@@ -9,7 +9,7 @@ import os
 import signal
 import time
 
-from workers_helpers import wait_children
+from workers_helpers import threads, wait_children
 
 APP = "supervision_app:app"
 
@@ -18,10 +18,7 @@ def _wait_stopped(pid: int, timeout: float = 5.0) -> None:
     """Waits until every thread of `pid` is stopped (`T` in /proc/PID/task/TID/stat)."""
     deadline = time.monotonic() + timeout
     while True:
-        states = set()
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                states.add(f.read().rsplit(")", 1)[-1].split()[0])
+        states = {fields[0] for _, fields in threads(pid).values()}
         if states == {"T"}:
             return
         assert time.monotonic() < deadline, f"pid {pid} did not stop within {timeout}s: {states}"

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
-from workers_helpers import wait_children
+from workers_helpers import threads, wait_children
 
 APP = "basic_app:application"
 SCHED_OTHER = 0
@@ -18,18 +17,8 @@ SCHED_BATCH = 3
 
 
 def _policies(pid: int) -> dict[int, tuple[str, int]]:
-    """Each thread of `pid`: (its name, its scheduling policy)."""
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            name = (task / "comm").read_text().strip()
-            stat = (task / "stat").read_text()
-        except OSError:
-            continue  # the thread ended meanwhile
-        # Fields after the parenthesised name, which may hold spaces: state is field 3.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[int(task.name)] = (name, int(fields[41 - 3]))
-    return out
+    """Each thread of `pid`: (its name, its scheduling policy, field 41 of its stat)."""
+    return {tid: (name, int(fields[41 - 3])) for tid, (name, fields) in threads(pid).items()}
 
 
 def _check_server_process(pid: int) -> None:

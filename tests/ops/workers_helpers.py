@@ -24,6 +24,21 @@ def children(pid: int) -> set[int]:
     return out
 
 
+def threads(pid: int) -> dict[int, tuple[str, list[str]]]:
+    """Each live thread of `pid` (Linux /proc): its name, and the fields of its
+    /proc/PID/task/TID/stat after the parenthesised name (which may hold spaces), so the
+    state (field 3 of proc(5)) is at index 0 and field N at index N - 3."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        out[int(task.name)] = (name, stat[stat.rindex(")") + 2 :].split())
+    return out
+
+
 def wait_children(pid: int, count: int, timeout: float = 15.0) -> set[int]:
     """Waits until `pid` has exactly `count` children; returns them."""
     deadline = time.monotonic() + timeout
