@@ -900,6 +900,7 @@ mod tests {
                 queue_timeout_warn: crate::log::RateLimited::new(Duration::from_secs(1)),
                 middleware: Default::default(),
                 idle: Default::default(),
+                runtime: tokio::runtime::Handle::current(),
             });
             let (done, _) = mpsc::channel(1);
             let mut conn = Conn {

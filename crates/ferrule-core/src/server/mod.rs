@@ -192,6 +192,8 @@ pub(crate) struct Shared {
     pub(crate) middleware: crate::middleware::Middleware,
     /// The deadlines of connections waiting for a request (`idle`).
     pub(crate) idle: idle::IdleSet,
+    /// The I/O runtime, where a parked connection's resumed task is spawned (`conn::park`).
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 impl Shared {
@@ -351,6 +353,7 @@ impl Server {
             queue_timeout_warn: crate::log::RateLimited::new(overload::LIMIT_WARN_INTERVAL),
             middleware: crate::middleware::Middleware::from_config(&self.config),
             idle: idle::IdleSet::default(),
+            runtime: rt.handle().clone(),
         });
         let result = rt.block_on(self.serve(shared, listeners));
         // Dropping the runtime drops every task still alive (past the graceful bound), and with

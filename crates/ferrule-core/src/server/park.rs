@@ -22,7 +22,6 @@
 //! wake-up breaks. Every parked connection is woken by its deadline at the latest, or by the
 //! shutdown, which the server waits for (a parked connection still holds its [`ConnGuard`]).
 
-use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Wake, Waker};
 
@@ -56,18 +55,19 @@ impl Parked {
         }
     }
 
-    /// The task that resumes the connection's wait.
-    fn resume(self) -> impl Future<Output = ()> + Send {
+    /// Spawns the task that resumes the connection's wait, detached: it owns the connection
+    /// until it closes or parks again. On a runtime that has shut down the task is dropped,
+    /// closing the connection.
+    fn resume(self) {
+        let runtime = self.shared.runtime.clone();
         let conn = Conn::new(self.shared, self.stream, self.info);
-        run(conn, self.guard, self.open, Some(self.at))
+        drop(runtime.spawn(run(conn, self.guard, self.open, Some(self.at))));
     }
 }
 
 /// The waker of a parked connection: the first wake-up spawns the task that resumes it.
 struct ParkedConn {
     parked: Mutex<Option<Parked>>,
-    /// Where the resumed task runs (the runtime it was parked from).
-    runtime: tokio::runtime::Handle,
 }
 
 impl Wake for ParkedConn {
@@ -82,9 +82,7 @@ impl Wake for ParkedConn {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(parked) = parked {
-            // Detached: the task owns the connection until it closes or parks again. On a
-            // runtime that has shut down the task is dropped, closing the connection.
-            drop(self.runtime.spawn(parked.resume()));
+            parked.resume();
         }
     }
 }
@@ -93,7 +91,6 @@ impl Wake for ParkedConn {
 pub(super) fn park(parked: Parked) {
     let entry = Arc::new(ParkedConn {
         parked: Mutex::new(None),
-        runtime: tokio::runtime::Handle::current(),
     });
     let waker = Waker::from(Arc::clone(&entry));
     let mut cx = Context::from_waker(&waker);
