@@ -34,6 +34,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::find::{find_byte, find_cr_or_lf};
 use super::syntax::{
     is_ows, is_token, is_valid_authority, list_contains, parse_decimal, parse_field_line,
     pct_encoding_valid, trim_ows,
@@ -186,7 +187,7 @@ fn leading_empty_lines(buf: &[u8]) -> Result<usize, RequestError> {
 /// Each line is checked in one fixed order (obs-fold, length, head size, bare LF, bare CR, then
 /// its own rules), and an incomplete last line only by the checks its missing bytes cannot
 /// change. So a prefix of a head fails only with the status the whole head fails with: the
-/// answer does not depend on how the bytes were split into reads. Cheap (memchr per line):
+/// answer does not depend on how the bytes were split into reads. Cheap (one pass per line):
 /// field lines are fully validated once, by [`parse_fields`], when the head is complete.
 fn scan(data: &[u8], limits: &HeadLimits) -> Result<Option<(usize, RequestLine)>, RequestError> {
     // Offsets are stored as u32.
@@ -211,7 +212,12 @@ fn scan(data: &[u8], limits: &HeadLimits) -> Result<Option<(usize, RequestLine)>
         }
         // A line's LF is within its limit plus CRLF: never scan further than that.
         let window = &rest[..rest.len().min(limit.saturating_add(2))];
-        let Some(lf) = memchr::memchr(b'\n', window) else {
+        let Some(LineEnd {
+            lf,
+            has_cr,
+            cr_inside,
+        }) = line_end(window)
+        else {
             // Incomplete line: a final CR may be the start of its CRLF.
             if rest.len() > window.len() || rest.len() - usize::from(rest.ends_with(b"\r")) > limit
             {
@@ -222,7 +228,6 @@ fn scan(data: &[u8], limits: &HeadLimits) -> Result<Option<(usize, RequestLine)>
             }
             return Ok(None);
         };
-        let has_cr = lf > 0 && rest[lf - 1] == b'\r';
         let content = &rest[..lf - usize::from(has_cr)];
         if content.len() > limit {
             return Err(too_long);
@@ -234,7 +239,7 @@ fn scan(data: &[u8], limits: &HeadLimits) -> Result<Option<(usize, RequestLine)>
         if !has_cr {
             return Err(RequestError::Malformed("bare LF"));
         }
-        if memchr::memchr(b'\r', content).is_some() {
+        if cr_inside {
             return Err(RequestError::Malformed("bare CR"));
         }
         if first {
@@ -252,6 +257,41 @@ fn scan(data: &[u8], limits: &HeadLimits) -> Result<Option<(usize, RequestLine)>
         }
         pos = end;
     }
+}
+
+/// Where a complete line ends, as [`scan`] checks it.
+struct LineEnd {
+    /// Index of the line's LF.
+    lf: usize,
+    /// A CR right before the LF (the line ends in CRLF).
+    has_cr: bool,
+    /// A CR anywhere before that (a bare CR in the line's content).
+    cr_inside: bool,
+}
+
+/// The first line of `window`, `None` when it has no LF yet. Well-formed lines take one pass:
+/// the first CR or LF is a CR followed by LF. Anything else is answered by the full rules.
+#[inline]
+fn line_end(window: &[u8]) -> Option<LineEnd> {
+    match find_cr_or_lf(window) {
+        Some(cr) if window[cr] == b'\r' && window.get(cr + 1) == Some(&b'\n') => {
+            return Some(LineEnd {
+                lf: cr + 1,
+                has_cr: true,
+                cr_inside: false,
+            })
+        }
+        None => return None,
+        Some(_) => {}
+    }
+    let lf = memchr::memchr(b'\n', window)?;
+    let has_cr = lf > 0 && window[lf - 1] == b'\r';
+    let content = &window[..lf - usize::from(has_cr)];
+    Some(LineEnd {
+        lf,
+        has_cr,
+        cr_inside: memchr::memchr(b'\r', content).is_some(),
+    })
 }
 
 /// The request line's parts, as offsets into the line.
@@ -280,7 +320,7 @@ fn parse_version(v: &[u8]) -> Result<Version, RequestError> {
 
 /// `request-line = method SP request-target SP HTTP-version` (`line` without CRLF).
 fn parse_request_line(line: &[u8]) -> Result<RequestLine, RequestError> {
-    let Some(sp1) = memchr::memchr(b' ', line) else {
+    let Some(sp1) = find_byte(line, b' ') else {
         return Err(RequestError::Malformed("request line without a target"));
     };
     let method = &line[..sp1];
@@ -288,7 +328,7 @@ fn parse_request_line(line: &[u8]) -> Result<RequestLine, RequestError> {
         return Err(RequestError::Malformed("invalid method"));
     }
     let t0 = sp1 + 1;
-    let Some(sp2) = memchr::memchr(b' ', &line[t0..]).map(|i| t0 + i) else {
+    let Some(sp2) = find_byte(&line[t0..], b' ').map(|i| t0 + i) else {
         return Err(RequestError::Malformed("request line without a version"));
     };
     let version = parse_version(&line[sp2 + 1..])?;
@@ -334,7 +374,7 @@ fn parse_request_line(line: &[u8]) -> Result<RequestLine, RequestError> {
     if method == b"CONNECT" {
         return Err(RequestError::MethodNotImplemented);
     }
-    let q = memchr::memchr(b'?', &target[path_start..]).map(|i| path_start + i);
+    let q = find_byte(&target[path_start..], b'?').map(|i| path_start + i);
     let path_end = q.unwrap_or(target.len());
     if !pct_encoding_valid(&target[path_start..path_end]) {
         return Err(RequestError::Malformed("invalid percent-encoding in path"));
@@ -410,8 +450,8 @@ fn parse_fields(head: &[u8], rl: RequestLine) -> Result<RequestHead, RequestErro
     let mut bad_expect = false;
 
     // Skip the request line.
-    let mut pos = memchr::memchr(b'\n', head).map_or(head.len(), |lf| lf + 1);
-    while let Some(lf) = memchr::memchr(b'\n', &head[pos..]).map(|i| pos + i) {
+    let mut pos = find_byte(head, b'\n').map_or(head.len(), |lf| lf + 1);
+    while let Some(lf) = find_byte(&head[pos..], b'\n').map(|i| pos + i) {
         // scan() guarantees a CR before every LF.
         let line = &head[pos..lf.saturating_sub(1).max(pos)];
         if line.is_empty() {

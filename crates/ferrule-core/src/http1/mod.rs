@@ -15,6 +15,7 @@ pub mod chunked;
 pub mod date;
 pub mod encode;
 pub mod error;
+mod find;
 pub mod head;
 mod syntax;
 pub mod uri;

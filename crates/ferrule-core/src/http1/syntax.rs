@@ -10,6 +10,8 @@
 //! RFC 9112 §5.2: obs-fold is rejected ("A server that receives an obs-fold in a request message
 //! ... MUST either reject the message by sending a 400 (Bad Request) ..."; we always reject).
 
+use super::find::find_byte;
+
 /// `tchar` lookup table.
 static TCHAR: [bool; 256] = {
     let mut t = [false; 256];
@@ -86,7 +88,7 @@ pub(crate) fn parse_field_line(line: &[u8]) -> Result<FieldSpans, &'static str> 
     if line.first().is_some_and(|&b| is_ows(b)) {
         return Err("obs-fold or whitespace before a field name");
     }
-    let Some(colon) = memchr::memchr(b':', line) else {
+    let Some(colon) = find_byte(line, b':') else {
         return Err("header field without a colon");
     };
     let name = &line[..colon];
@@ -166,7 +168,7 @@ pub(crate) fn is_valid_authority(s: &[u8], allow_empty: bool) -> bool {
             Some(_) => return false,
         }
     } else {
-        match memchr::memchr(b':', s) {
+        match find_byte(s, b':') {
             Some(colon) => (&s[..colon], &s[colon + 1..]),
             None => (s, &[][..]),
         }
@@ -216,7 +218,7 @@ pub(crate) fn is_valid_authority(s: &[u8], allow_empty: bool) -> bool {
 /// True when every `%` in `s` starts a `%XX` hex escape (RFC 3986 §2.1 pct-encoded).
 pub(crate) fn pct_encoding_valid(s: &[u8]) -> bool {
     let mut rest = s;
-    while let Some(i) = memchr::memchr(b'%', rest) {
+    while let Some(i) = find_byte(rest, b'%') {
         match rest.get(i + 1..i + 3) {
             Some([a, b]) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => rest = &rest[i + 3..],
             _ => return false,
