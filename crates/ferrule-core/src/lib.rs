@@ -2,6 +2,7 @@
 //! to application threads. This crate never links Python; `ferrule-py` is the only bridge.
 
 pub mod cidr;
+pub mod clock;
 pub mod config;
 pub mod environ;
 pub mod exchange;

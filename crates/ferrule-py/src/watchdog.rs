@@ -163,7 +163,8 @@ impl Watchdog {
             InFlight {
                 seq,
                 thread: Arc::clone(thread),
-                started: Instant::now(),
+                // Coarse (a tick behind at most): it only measures a timeout of seconds.
+                started: ferrule_core::clock::coarse_now(),
                 sender: Arc::clone(sender),
                 head,
                 timed_out: false,

@@ -4,11 +4,11 @@
 //! all 2xx (Successful), 3xx (Redirection), and 4xx (Client Error) responses, and MAY generate a
 //! Date header field in 1xx (Informational) and 5xx (Server Error) responses." We send it on every
 //! response, as an IMF-fixdate (RFC 9110 §5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-//! Each thread keeps the formatted value of the current second, so formatting costs one clock
-//! read per response and one format per second per thread.
+//! Each thread keeps the formatted value of the current second, so formatting costs one coarse
+//! clock read per response and one format per second per thread.
 
 use std::cell::Cell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Length of an IMF-fixdate.
 pub const DATE_LEN: usize = 29;
@@ -20,17 +20,14 @@ thread_local! {
 
 /// The current IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT` (29 bytes), cached per second.
 pub fn now() -> [u8; DATE_LEN] {
-    let now = SystemTime::now();
-    let secs = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    // The second as of the kernel's last tick (see `crate::clock`): a few ms late at most.
+    let secs = crate::clock::coarse_unix_secs();
     CACHE.with(|cache| {
         let (cached_secs, value) = cache.get();
         if cached_secs == secs {
             return value;
         }
-        let value = format(now);
+        let value = format(UNIX_EPOCH + Duration::from_secs(secs));
         cache.set((secs, value));
         value
     })
@@ -50,7 +47,6 @@ pub fn format(t: SystemTime) -> [u8; DATE_LEN] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn formats_imf_fixdate() {

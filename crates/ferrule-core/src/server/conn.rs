@@ -406,7 +406,7 @@ impl Conn {
     /// answered).
     async fn read_head(&mut self) -> Option<RequestHead> {
         // The header timeout runs from the first byte of this request (bytes are buffered now).
-        let deadline = Instant::now() + self.shared.config.header_read();
+        let deadline = crate::clock::coarse_now() + self.shared.config.header_read();
         loop {
             match parse_head(&mut self.buf, &self.shared.limits) {
                 Ok(Parsed::Complete(head)) => return Some(head),
@@ -477,7 +477,7 @@ impl Conn {
                 } else {
                     idle.slot()
                 };
-                (slot, Instant::now() + self.idle_limit(first))
+                (slot, crate::clock::coarse_now() + self.idle_limit(first))
             }
             WaitFrom::Parked(n) => {
                 let (slot, deadline, _) = idle.adopt(n);

@@ -391,7 +391,7 @@ impl IdleSet {
 
     /// Waits `wait` (a request's `queue_timeout`), to within [`SWEEP_TICK`].
     pub(crate) async fn queued(&self, wait: Duration) {
-        let deadline = Instant::now() + wait;
+        let deadline = crate::clock::coarse_now() + wait;
         let mut slot = self.slot();
         std::future::poll_fn(|cx| self.poll_expiry(&mut slot, deadline, Wait::Queued, cx)).await;
     }
