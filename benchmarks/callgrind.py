@@ -23,7 +23,27 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: callgrind\r\nAccept: */*\r\n\r\n"
+#: The requests --request picks from: a minimal client's, and what a desktop browser sends for a
+#: page (12 header fields).
+REQUESTS = {
+    "curl": b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: callgrind\r\nAccept: */*\r\n\r\n",
+    "browser": (
+        b"GET /articles/2026/11/ferrule?page=2 HTTP/1.1\r\n"
+        b"Host: www.example.com\r\n"
+        b"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0\r\n"
+        b"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n"
+        b"Accept-Language: en-GB,en;q=0.5\r\n"
+        b"Accept-Encoding: gzip, deflate, br, zstd\r\n"
+        b"Referer: https://www.example.com/articles/2026/11/\r\n"
+        b"Connection: keep-alive\r\n"
+        b"Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark\r\n"
+        b"Upgrade-Insecure-Requests: 1\r\n"
+        b"Sec-Fetch-Dest: document\r\n"
+        b"Sec-Fetch-Mode: navigate\r\n"
+        b"Sec-Fetch-Site: same-origin\r\n\r\n"
+    ),
+}
+REQUEST = REQUESTS["curl"]
 
 
 def drive(port: int, total: int, connections: int) -> None:
@@ -76,7 +96,12 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--keep", help="directory to keep callgrind.out in")
+    ap.add_argument(
+        "--request", choices=sorted(REQUESTS), default="curl", help="what each request is"
+    )
     args = ap.parse_args()
+    global REQUEST
+    REQUEST = REQUESTS[args.request]
 
     tmp = Path(args.keep or tempfile.mkdtemp(prefix="ferrule-callgrind-"))
     tmp.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::exchange::{ClientCert, ConnInfo};
 use crate::forwarded::{is_forwarding_header, ForwardedView};
 use crate::http1::{BodyFraming, RequestHead};
+use crate::short_bytes::ShortBytes;
 
 /// The CGI keys whose names never change, so the binding can intern each once per thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,8 +112,8 @@ impl CgiKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvKey {
     Cgi(CgiKey),
-    /// The full key, `HTTP_` included, e.g. `b"HTTP_USER_AGENT"`.
-    Http(Vec<u8>),
+    /// The full key, `HTTP_` included, e.g. `b"HTTP_USER_AGENT"` (inline when short).
+    Http(ShortBytes),
     /// A key some requests have (`HTTPS`, `SSL_CLIENT_VERIFY`, `SSL_CLIENT_S_DN`).
     Other(&'static str),
 }
@@ -310,7 +311,10 @@ where
     }
     // A proxy's host for a request that had no `Host` (HTTP/1.0).
     if let (false, Some(h)) = (host_seen, fwd_host) {
-        vars.push((EnvKey::Http(b"HTTP_HOST".to_vec()), Cow::Borrowed(h)));
+        vars.push((
+            EnvKey::Http(ShortBytes::new(b"HTTP_HOST")),
+            Cow::Borrowed(h),
+        ));
     }
     vars
 }
@@ -323,20 +327,20 @@ where
 /// other token characters (`!#$%&'*+.^`|~`, RFC 9110 §5.6.2): `X_Forwarded_For` would collide with
 /// `X-Forwarded-For` (a spoofing path behind proxies that strip only the `-` form), and `X.Y~`
 /// would give a key that is no valid CGI name. Such fields are dropped, never passed on.
-fn http_key(name: &[u8]) -> Option<Vec<u8>> {
+fn http_key(name: &[u8]) -> Option<ShortBytes> {
     if !name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-') {
         return None;
     }
-    let mut key = Vec::with_capacity(5 + name.len());
-    key.extend_from_slice(b"HTTP_");
-    key.extend(name.iter().map(|&b| {
-        if b == b'-' {
-            b'_'
-        } else {
-            b.to_ascii_uppercase()
+    Some(ShortBytes::filled(5 + name.len(), |key| {
+        key[..5].copy_from_slice(b"HTTP_");
+        for (out, &b) in key[5..].iter_mut().zip(name) {
+            *out = if b == b'-' {
+                b'_'
+            } else {
+                b.to_ascii_uppercase()
+            };
         }
-    }));
-    Some(key)
+    }))
 }
 
 /// Percent-decoding of the path (RFC 3986 §2.1), the codec's: one implementation for
@@ -490,7 +494,7 @@ mod tests {
         vars.iter()
             .find(|(k, _)| match k {
                 EnvKey::Cgi(c) => c.as_str() == key,
-                EnvKey::Http(h) => h == key.as_bytes(),
+                EnvKey::Http(h) => **h == *key.as_bytes(),
                 EnvKey::Other(o) => *o == key,
             })
             .map(|(_, v)| v.as_ref())

@@ -14,6 +14,7 @@ pub mod middleware;
 pub mod parsed;
 pub mod proxy_protocol;
 pub mod server;
+pub mod short_bytes;
 pub mod static_files;
 pub mod supervise;
 pub mod uwsgi;

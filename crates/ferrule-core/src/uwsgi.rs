@@ -53,6 +53,7 @@ use crate::config::ServerConfig;
 use crate::environ::{percent_decode, CgiKey, EnvKey, EnvVar};
 use crate::exchange::ConnInfo;
 use crate::http1::{BodyFraming, RequestError};
+use crate::short_bytes::ShortBytes;
 
 /// The packet header: modifier1, datasize (2 bytes), modifier2.
 pub const HEADER_LEN: usize = 4;
@@ -570,14 +571,14 @@ impl UwsgiRequest {
             let separator: &[u8] = if key == b"HTTP_COOKIE" { b"; " } else { b"," };
             match vars
                 .iter_mut()
-                .find(|(k, _)| matches!(k, EnvKey::Http(h) if h == key))
+                .find(|(k, _)| matches!(k, EnvKey::Http(h) if **h == *key))
             {
                 Some((_, joined)) => {
                     let joined = joined.to_mut();
                     joined.extend_from_slice(separator);
                     joined.extend_from_slice(value);
                 }
-                None => vars.push((EnvKey::Http(key.to_vec()), Cow::Borrowed(value))),
+                None => vars.push((EnvKey::Http(ShortBytes::new(key)), Cow::Borrowed(value))),
             }
         }
         vars
@@ -684,7 +685,7 @@ mod tests {
             .map(|(k, v)| {
                 let k = match k {
                     EnvKey::Cgi(c) => c.as_str().to_owned(),
-                    EnvKey::Http(h) => String::from_utf8(h).unwrap(),
+                    EnvKey::Http(h) => String::from_utf8(h.to_vec()).unwrap(),
                     EnvKey::Other(o) => o.to_owned(),
                 };
                 (k, String::from_utf8_lossy(&v).into_owned())

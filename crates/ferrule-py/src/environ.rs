@@ -31,6 +31,7 @@ use ferrule_core::environ::{cgi_variables, request_parts_forwarded, CgiKey, EnvK
 use ferrule_core::exchange::ConnInfo;
 use ferrule_core::forwarded::ForwardedView;
 use ferrule_core::http1::RequestHead;
+use ferrule_core::short_bytes::{same_bytes, ShortBytes};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -120,46 +121,6 @@ impl LastValue {
     }
 }
 
-/// `a == b`, compared inline a word at a time. Environ values are short, and libc's `memcmp`
-/// (a call, then masked vector loads) was 2.6-2.9% of a hello request's CPU time in `perf`.
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    if n < 4 {
-        return (0..n).all(|i| a[i] == b[i]);
-    }
-    if n < 8 {
-        // Two overlapping 4-byte words cover 4..=7 bytes.
-        return word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4);
-    }
-    let mut at = 0;
-    while at + 8 < n {
-        if word8(a, at) != word8(b, at) {
-            return false;
-        }
-        at += 8;
-    }
-    // The last eight bytes, overlapping the words already compared.
-    word8(a, n - 8) == word8(b, n - 8)
-}
-
-#[inline(always)]
-fn word4(s: &[u8], at: usize) -> u32 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&s[at..at + 4]);
-    u32::from_ne_bytes(w)
-}
-
-#[inline(always)]
-fn word8(s: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&s[at..at + 8]);
-    u64::from_ne_bytes(w)
-}
-
 /// A cached `HTTP_*` key and its last value.
 #[derive(Debug)]
 struct HeaderKey {
@@ -176,7 +137,7 @@ pub(crate) struct EnvironBuilder {
     cgi_keys: Vec<Py<PyString>>,
     /// Indexed like `cgi_keys`.
     cgi_last: Vec<LastValue>,
-    http_keys: HashMap<Vec<u8>, HeaderKey, BuildHasherDefault<Fnv>>,
+    http_keys: HashMap<ShortBytes, HeaderKey, BuildHasherDefault<Fnv>>,
     key_input: Py<PyString>,
     key_url_scheme: Py<PyString>,
     scheme_http: Py<PyString>,
@@ -313,7 +274,7 @@ impl EnvironBuilder {
     fn http_item<'py>(
         &mut self,
         py: Python<'py>,
-        name: Vec<u8>,
+        name: ShortBytes,
         value: &[u8],
     ) -> PyResult<(Bound<'py, PyString>, Bound<'py, PyString>)> {
         if let Some(cached) = self.http_keys.get_mut(&name) {
@@ -368,26 +329,5 @@ pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, 
         let ptr =
             ffi::PyUnicode_DecodeLatin1(bytes.as_ptr().cast::<c_char>(), len, std::ptr::null());
         Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked::<PyString>())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn same_bytes_agrees_with_slice_equality() {
-        for len in 0..40 {
-            let a: Vec<u8> = (0..len).map(|i| i as u8).collect();
-            assert!(same_bytes(&a, &a.clone()));
-            for flip in 0..len {
-                let mut b = a.clone();
-                b[flip] ^= 0x20;
-                assert!(!same_bytes(&a, &b), "{len} {flip}");
-            }
-            if len > 0 {
-                assert!(!same_bytes(&a, &a[..len - 1]));
-            }
-        }
     }
 }
