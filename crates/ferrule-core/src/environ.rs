@@ -328,20 +328,35 @@ where
 /// `X-Forwarded-For` (a spoofing path behind proxies that strip only the `-` form), and `X.Y~`
 /// would give a key that is no valid CGI name. Such fields are dropped, never passed on.
 fn http_key(name: &[u8]) -> Option<ShortBytes> {
-    if !name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-') {
-        return None;
-    }
-    Some(ShortBytes::filled(5 + name.len(), |key| {
+    let mut mappable = true;
+    let key = ShortBytes::filled(5 + name.len(), |key| {
         key[..5].copy_from_slice(b"HTTP_");
         for (out, &b) in key[5..].iter_mut().zip(name) {
-            *out = if b == b'-' {
-                b'_'
-            } else {
-                b.to_ascii_uppercase()
-            };
+            *out = CGI_NAME_BYTE[usize::from(b)];
+            mappable &= *out != 0;
         }
-    }))
+    });
+    mappable.then_some(key)
 }
+
+/// A field-name byte's byte in its CGI name (ASCII letters upper-cased, digits kept, `-` → `_`),
+/// or 0 for a byte with no one-to-one mapping (see [`http_key`]).
+static CGI_NAME_BYTE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = if b.is_ascii_alphanumeric() {
+            b.to_ascii_uppercase()
+        } else if b == b'-' {
+            b'_'
+        } else {
+            0
+        };
+        i += 1;
+    }
+    table
+};
 
 /// Percent-decoding of the path (RFC 3986 §2.1), the codec's: one implementation for
 /// `PATH_INFO`, uwsgi's `PATH_INFO` and static-file paths.

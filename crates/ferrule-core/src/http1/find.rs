@@ -74,9 +74,63 @@ pub(crate) fn find_cr_or_lf(hay: &[u8]) -> Option<usize> {
         .map(|i| at + i)
 }
 
+/// Index of the first byte a field value may not hold: anything but VCHAR, obs-text, SP and
+/// HTAB (a control byte or DEL; see `syntax::is_field_byte`). Values run to hundreds of bytes
+/// (user agents, cookies), so they are checked a word at a time; a word with a control byte,
+/// HTAB included, or DEL is looked at byte by byte.
+#[inline]
+pub(crate) fn find_non_field_byte(hay: &[u8]) -> Option<usize> {
+    const SPACES: u64 = ONES * 0x20;
+    const DELS: u64 = ONES * 0x7f;
+    let mut at = 0;
+    while at + 8 <= hay.len() {
+        let word = word_at(hay, at);
+        // High bit of each byte below 0x20 (bytes from 0x80 are masked by `!word`), and of DEL;
+        // a borrow may flag more bytes, never fewer: such a word is checked byte by byte.
+        let suspects = (word.wrapping_sub(SPACES) & !word & HIGHS) | zero_bytes(word ^ DELS);
+        if suspects != 0 {
+            if let Some(i) = hay[at..at + 8]
+                .iter()
+                .position(|&b| !super::syntax::is_field_byte(b))
+            {
+                return Some(at + i);
+            }
+        }
+        at += 8;
+    }
+    hay[at..]
+        .iter()
+        .position(|&b| !super::syntax::is_field_byte(b))
+        .map(|i| at + i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every byte value at every position of lines around the word boundaries, over fillers
+    /// that include HTAB and obs-text, agrees with the byte-by-byte rule.
+    #[test]
+    fn non_field_bytes_agree_with_the_byte_rule() {
+        for filler in [b'a', b' ', b'\t', 0x80, 0xff, 0x21, 0x7e] {
+            for len in 0..27 {
+                for pos in 0..len {
+                    for bad in 0..=255u8 {
+                        let mut hay = vec![filler; len];
+                        hay[pos] = bad;
+                        let want = hay
+                            .iter()
+                            .position(|&b| !super::super::syntax::is_field_byte(b));
+                        assert_eq!(
+                            find_non_field_byte(&hay),
+                            want,
+                            "{filler} {len} {pos} {bad}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     /// Every needle position (and none) in every length around the word and short-scan
     /// boundaries, over fillers that stress the borrow (0x00, 0x01, needle - 1, needle + 1,

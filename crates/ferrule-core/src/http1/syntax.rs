@@ -10,7 +10,7 @@
 //! RFC 9112 §5.2: obs-fold is rejected ("A server that receives an obs-fold in a request message
 //! ... MUST either reject the message by sending a 400 (Bad Request) ..."; we always reject).
 
-use super::find::find_byte;
+use super::find::{find_byte, find_non_field_byte};
 
 /// `tchar` lookup table.
 static TCHAR: [bool; 256] = {
@@ -102,7 +102,7 @@ pub(crate) fn parse_field_line(line: &[u8]) -> Result<FieldSpans, &'static str> 
         return Err("invalid character in header field name");
     }
     let value = &line[colon + 1..];
-    if let Some(&bad) = value.iter().find(|&&b| !is_field_byte(b)) {
+    if let Some(bad) = find_non_field_byte(value).map(|i| value[i]) {
         return Err(if bad == b'\r' {
             "bare CR in header field value"
         } else {
