@@ -162,17 +162,20 @@ pub(crate) fn send_result(
 
 /// A list or tuple: items by index, the last non-empty one held back as the end.
 fn send_sequence(py: Python<'_>, seq: &Bound<'_, PyAny>, sender: &Sender) -> Stop {
-    let items: Vec<Bound<'_, PyAny>> = match seq.try_iter() {
-        Ok(iter) => match iter.collect::<PyResult<_>>() {
-            Ok(items) => items,
-            Err(e) => return Stop::Raised(e),
-        },
+    // Iterated in place (no copy of the items): a list changed while a full channel has the
+    // GIL released is read as Python's own list iterator reads it.
+    let items = match seq.try_iter() {
+        Ok(iter) => iter,
         Err(e) => return Stop::Raised(e),
     };
     let mut held: Option<Bytes> = None;
-    for item in &items {
+    for item in items {
+        let item = match item {
+            Ok(item) => item,
+            Err(e) => return Stop::Raised(e),
+        };
         let Ok(bytes) = item.cast::<PyBytes>() else {
-            return Stop::NotBytes(type_name(item));
+            return Stop::NotBytes(type_name(&item));
         };
         if bytes.as_bytes().is_empty() {
             continue;
