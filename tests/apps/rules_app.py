@@ -14,6 +14,9 @@ Routes:
   /empty-chunks     yields b"", b"", b"data", b"", b"more" without a Content-Length
   /cl-short         declares Content-Length 100, sends 10 bytes
   /cl-long          declares Content-Length 5, sends 16 bytes
+  /fresh?V          status reason, a header name and a header value built for this request from V
+                    (new str objects each time, next to constant ones): each response must carry
+                    its own request's strings
 """
 
 from __future__ import annotations
@@ -91,6 +94,14 @@ def _cl_long(environ, start_response):
     return [b"01234", b"56789abcdef"]
 
 
+def _fresh(environ, start_response):
+    v = environ["QUERY_STRING"]
+    status = "200 " + "reason-" + v
+    headers = TEXT + [("X-Echo", "value-" + v), ("X-Name-" + v, v)]
+    start_response(status, headers)
+    return [v.encode()]
+
+
 ROUTES = {
     "/write": _write,
     "/write-only": _write_only,
@@ -101,6 +112,7 @@ ROUTES = {
     "/empty-chunks": _empty_chunks,
     "/cl-short": _cl_short,
     "/cl-long": _cl_long,
+    "/fresh": _fresh,
 }
 
 

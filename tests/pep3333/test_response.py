@@ -40,6 +40,22 @@ def test_write_only(rules):
     assert (resp.status, resp.body) == (200, b"all")
 
 
+def test_fresh_status_and_header_strings_are_never_mixed_up(rules):
+    # The extension remembers the bytes of the str objects an app passes to start_response
+    # (by object); strings built per request must each be read anew.
+    with rules.client() as c:
+        for i in range(300):
+            v = f"{i}x{i * 7919 % 1000}"
+            c.send(build_request("GET", f"/fresh?{v}"))
+            resp = c.read_response()
+            assert resp.status == 200
+            assert resp.reason == f"reason-{v}"
+            assert resp.get("X-Echo") == f"value-{v}"
+            assert resp.get(f"X-Name-{v}") == v
+            assert resp.get("Content-Type") == "text/plain"
+            assert resp.body == v.encode()
+
+
 # -- exc_info -----------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ mod error;
 mod errors;
 mod file_wrapper;
 mod input;
+mod latin1_cache;
 mod response;
 mod sender;
 mod server;

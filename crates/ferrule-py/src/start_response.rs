@@ -34,6 +34,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::error::CoreError;
+use crate::latin1_cache;
 use crate::response::chunk_of;
 use crate::sender::{Phase, SendError, Sender};
 
@@ -154,7 +155,8 @@ fn response_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRes
             type_name(status)
         )));
     };
-    let status = latin1(status).map_err(|e| PyValueError::new_err(format!("status {e}")))?;
+    let status = latin1_cache::encoded(status, latin1)
+        .map_err(|e| PyValueError::new_err(format!("status {e}")))?;
     let code = check_status(&status).map_err(PyValueError::new_err)?;
 
     let Ok(list) = headers.cast::<PyList>() else {
@@ -187,9 +189,9 @@ fn response_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRes
                 type_name(&value)
             )));
         };
-        let name_b = latin1(name)
+        let name_b = latin1_cache::encoded(name, latin1)
             .map_err(|e| PyValueError::new_err(format!("response header name {name:?} {e}")))?;
-        let value_b = latin1(value)
+        let value_b = latin1_cache::encoded(value, latin1)
             .map_err(|e| PyValueError::new_err(format!("response header {name:?}: value {e}")))?;
         check_header(&name_b, &value_b).map_err(PyValueError::new_err)?;
         if name_b.eq_ignore_ascii_case(b"content-length") {
@@ -213,17 +215,16 @@ fn response_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRes
 }
 
 /// Encodes a `str` as latin-1 (ISO-8859-1), refusing characters above U+00FF.
-fn latin1(s: &Bound<'_, PyString>) -> Result<Bytes, String> {
+fn latin1(s: &Bound<'_, PyString>) -> Result<Vec<u8>, String> {
     let text = s
         .to_str()
         .map_err(|_| "is not valid text (lone surrogate)".to_owned())?;
     if text.is_ascii() {
-        return Ok(Bytes::copy_from_slice(text.as_bytes()));
+        return Ok(text.as_bytes().to_vec());
     }
     text.chars()
         .map(|c| u8::try_from(u32::from(c)).map_err(|_| format!("has non-latin-1 character {c:?}")))
-        .collect::<Result<Vec<u8>, String>>()
-        .map(Bytes::from)
+        .collect()
 }
 
 /// `NNN reason`: three digits (200-599), a space, a reason without control characters.
