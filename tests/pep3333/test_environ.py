@@ -140,6 +140,57 @@ def test_remote_addr_and_port(srv):
     )
 
 
+def test_values_follow_each_request_on_one_thread(shared_server):
+    # One application thread: the extension writes values that repeat into its environ
+    # template, so a later request that differs (or lacks a key) must never see an earlier one's.
+    srv = shared_server(APP, "--threads", "1")
+    steps = [
+        # (method, target, version, host, content type, body)
+        ("GET", "/environ?a", "HTTP/1.1", "one.test", None, b""),
+        ("GET", "/environ?a", "HTTP/1.1", "one.test", None, b""),
+        ("GET", "/environ?a", "HTTP/1.1", "one.test", None, b""),
+        ("POST", "/environ?b", "HTTP/1.1", "two.test:81", "text/a", b"xy"),
+        ("POST", "/environ?b", "HTTP/1.1", "two.test:81", "text/a", b"xy"),
+        ("GET", "/%65nviron", "HTTP/1.0", "one.test", None, b""),
+        ("GET", "/%65nviron", "HTTP/1.0", "one.test", None, b""),
+        ("PUT", "/environ?a", "HTTP/1.1", "one.test", "text/b", b"xyz"),
+        ("GET", "/environ?a", "HTTP/1.1", "one.test", None, b""),
+        ("POST", "/environ?b", "HTTP/1.1", "two.test:81", "text/a", b""),
+    ]
+    for method, target, version, host, ctype, body in steps * 2:
+        headers = [("Content-Type", ctype)] if ctype else []
+        with srv.client() as c:
+            c.send(build_request(method, target, headers, body, version=version, host=host))
+            resp = c.read_response(method)
+            port = c.local_port()
+        assert resp.status == 200, resp
+        env = resp.json()
+        if version == "HTTP/1.0":
+            # build_request sends no Host on HTTP/1.0: the server's own address names it.
+            host, name, server_port = None, "127.0.0.1", str(srv.port)
+        else:
+            name, _, server_port = host.partition(":")
+        qs = target.partition("?")[2]
+        want = {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": "/environ",
+            "QUERY_STRING": qs,
+            "RAW_URI": target,
+            "REQUEST_URI": target,
+            "SERVER_PROTOCOL": version,
+            "SERVER_NAME": name,
+            "SERVER_PORT": server_port or "80",
+            "HTTP_HOST": host,
+            "REMOTE_PORT": str(port),
+            "wsgi.url_scheme": "http",
+        }
+        got = {k: env[k]["value"] if k in env else None for k in want}
+        assert got == want, (method, target, version, host)
+        # build_request sends Content-Length only with a body.
+        assert (env.get("CONTENT_TYPE") or {}).get("value") == ctype
+        assert (env.get("CONTENT_LENGTH") or {}).get("value") == (str(len(body)) if body else None)
+
+
 def test_raw_uri_and_request_uri(srv):
     target = "/environ?x=%41&y"
     env = environ_of(srv, target)
