@@ -99,6 +99,9 @@ def main() -> None:
     ap.add_argument(
         "--request", choices=sorted(REQUESTS), default="curl", help="what each request is"
     )
+    ap.add_argument(
+        "--server", choices=["ferrule", "bjoern"], default="ferrule", help="whose instructions"
+    )
     args = ap.parse_args()
     global REQUEST
     REQUEST = REQUESTS[args.request]
@@ -115,14 +118,25 @@ def main() -> None:
         # The command re-executes itself as `python -m ferrule.lean` (same pid): follow it.
         "--trace-children=yes",
         args.python,
-        "-m",
-        "ferrule",
-        "--threads",
-        str(args.threads),
-        "-b",
-        "127.0.0.1:0",
-        args.app,
     ]
+    fixed_port = 0
+    if args.server == "bjoern":
+        # The peer measured the same way (its one thread runs everything): the instruction
+        # count ferrule's is compared with.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            fixed_port = s.getsockname()[1]
+        cmd += [
+            "-c",
+            (
+                "import bjoern, runpy, sys; bjoern.run("
+                "runpy.run_path(sys.argv[1])['application'], '127.0.0.1', int(sys.argv[2]))"
+            ),
+            args.app,
+            str(fixed_port),
+        ]
+    else:
+        cmd += ["-m", "ferrule", "--threads", str(args.threads), "-b", "127.0.0.1:0", args.app]
     with open(log, "wb") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
     try:
@@ -131,11 +145,18 @@ def main() -> None:
         while not port:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"server did not start:\n{log.read_text(errors='replace')}")
-            m = re.search(
-                r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text(errors="replace")
-            )
-            if m:
-                port = int(m.group(1))
+            if fixed_port:
+                try:
+                    socket.create_connection(("127.0.0.1", fixed_port), timeout=1).close()
+                    port = fixed_port
+                except OSError:
+                    pass
+            else:
+                m = re.search(
+                    r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text(errors="replace")
+                )
+                if m:
+                    port = int(m.group(1))
             time.sleep(0.2)
         drive(port, args.warmup, args.connections)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
