@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ferrule_core::exchange::ResponseHead;
+use ferrule_core::http1::is_token;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
@@ -255,7 +256,7 @@ fn check_status(status: &[u8]) -> Result<u16, String> {
 /// A header name is a token, not hop-by-hop; its value has no control characters but HTAB.
 fn check_header(name: &[u8], value: &[u8]) -> Result<(), String> {
     let shown = || String::from_utf8_lossy(name);
-    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+    if !is_token(name) {
         return Err(format!(
             "response header name {:?} is not a valid token",
             shown()
@@ -291,11 +292,6 @@ fn check_header(name: &[u8], value: &[u8]) -> Result<(), String> {
 /// obs-text).
 fn is_ctl(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7f
-}
-
-/// RFC 9110 §5.6.2 `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

@@ -23,4 +23,5 @@ pub mod uri;
 pub use chunked::ChunkedDecoder;
 pub use error::{Outcome, RequestError};
 pub use head::{parse_head, BodyFraming, HeadLimits, Parsed, RequestHead, RequestSummary, Version};
+pub use syntax::is_token;
 pub use uri::percent_decode;

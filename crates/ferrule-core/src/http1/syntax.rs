@@ -46,9 +46,9 @@ pub(crate) fn is_tchar(b: u8) -> bool {
     TCHAR[b as usize]
 }
 
-/// `1*tchar`.
+/// `1*tchar` (RFC 9110 §5.6.2 `token`).
 #[inline]
-pub(crate) fn is_token(s: &[u8]) -> bool {
+pub fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
