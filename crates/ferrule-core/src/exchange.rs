@@ -2,27 +2,39 @@
 //!
 //! A connection task parses a request, reads its body (fully, up to
 //! [`crate::config::ServerConfig::max_buffered_body`]; past that the body streams), and pushes a
-//! [`Job`] into the [`JobQueue`]. An application thread takes the job with
+//! [`Job`] into the job queue ([`job_queue`]). An application thread takes the job with
 //! [`JobReceiver::recv`] (blocking; the Python side calls it with the GIL released), runs the app,
 //! and sends the response back as [`ResponsePart`]s through the job's [`Responder`]. The
-//! connection task writes them while the application thread moves on; the channel is bounded
-//! ([`RESPONSE_CHANNEL_PARTS`]), so a slow reader pushes back on the app instead of growing memory.
+//! connection task reads them from its [`PartReceiver`] and writes them while the application
+//! thread moves on; the channel is bounded ([`RESPONSE_CHANNEL_PARTS`]), so a slow reader pushes
+//! back on the app instead of growing memory.
+//!
+//! Almost every response is one part (`Start { end: true }` for a list body, `StartFile`,
+//! `Refused`), so the response channel is built lazily: the first part travels through a
+//! one-shot slot (`tokio::sync::oneshot`, one allocation), and only a first part that does not
+//! end the response brings a bounded mpsc channel into being, whose receiver travels with that
+//! part and carries the rest. A one-part response thus never pays for the mpsc (its creation,
+//! its block allocation, its receiver's polling and teardown).
 //!
 //! Nothing here takes the GIL or knows about Python: the binding crate (`ferrule-py`) builds the
 //! environ from [`Request`] and turns the app's answer into [`ResponsePart`]s.
 
 use std::fs::File;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::http1::{RequestError, RequestHead};
 
 /// How many response parts may wait between an application thread and its connection before the
-/// application thread blocks in [`Responder::send`]. Default 16: with typical 1-64 KiB chunks that
-/// bounds the buffered response to about 1 MiB per in-flight request.
+/// application thread blocks in [`Responder::send`] (besides the first part, which travels on its
+/// own). Default 16: with typical 1-64 KiB chunks that bounds the buffered response to about
+/// 1 MiB per in-flight request.
 pub const RESPONSE_CHANNEL_PARTS: usize = 16;
 
 /// How many body chunks may wait between a connection task and an application thread reading a
@@ -247,38 +259,233 @@ impl std::fmt::Display for ClientGone {
 
 impl std::error::Error for ClientGone {}
 
+impl ResponsePart {
+    /// True for a part after which the response has nothing more: it then travels alone
+    /// through the one-shot slot when it is the first one.
+    fn ends_response(&self) -> bool {
+        match self {
+            ResponsePart::Start { end, .. } => *end,
+            ResponsePart::Body(_) => false,
+            ResponsePart::StartFile { .. }
+            | ResponsePart::End
+            | ResponsePart::Abort
+            | ResponsePart::Refused(_) => true,
+        }
+    }
+}
+
+/// What travels through the one-shot slot: the first part and, when more parts follow, the
+/// receiver of the channel that carries them.
+#[derive(Debug)]
+struct FirstPart {
+    part: ResponsePart,
+    rest: Option<mpsc::Receiver<ResponsePart>>,
+}
+
 /// The application thread's handle to answer one request.
+///
+/// Used through `&self` (the binding shares it behind an `Arc`): the first part goes through
+/// the one-shot slot, under a lock that is never contended in practice (one thread answers a
+/// request) and never held while blocking; later parts go through the bounded channel the first
+/// one created. A part sent after a part that ended the response is refused as
+/// [`ClientGone`] (there is nobody left to read it; the binding never sends one).
 #[derive(Debug)]
 pub struct Responder {
-    pub(crate) tx: tokio::sync::mpsc::Sender<ResponsePart>,
+    /// The one-shot slot, until the first part took it.
+    first: Mutex<Option<oneshot::Sender<FirstPart>>>,
+    /// The channel for the parts after the first, once a first part that does not end the
+    /// response created it. Set under the `first` lock, before the lock is released.
+    rest: OnceLock<mpsc::Sender<ResponsePart>>,
+}
+
+/// Where a part goes, as decided by [`Responder::send_first`].
+enum Route {
+    /// It was the first part and went through the one-shot slot.
+    Sent,
+    /// The receiver is gone (or the response already ended through the slot).
+    Gone,
+    /// The slot was used already: the part goes through the channel, if there is one.
+    Rest(ResponsePart),
 }
 
 impl Responder {
     /// Builds a responder and the receiver its connection task reads.
-    pub fn channel() -> (Responder, tokio::sync::mpsc::Receiver<ResponsePart>) {
-        let (tx, rx) = tokio::sync::mpsc::channel(RESPONSE_CHANNEL_PARTS);
-        (Responder { tx }, rx)
+    pub fn channel() -> (Responder, PartReceiver) {
+        let (tx, rx) = oneshot::channel();
+        let responder = Responder {
+            first: Mutex::new(Some(tx)),
+            rest: OnceLock::new(),
+        };
+        (
+            responder,
+            PartReceiver {
+                stage: Stage::First(rx),
+            },
+        )
+    }
+
+    /// The one-shot slot's lock; a holder that panicked left it consistent (every update is
+    /// one `take`), so a poisoned lock is recovered.
+    fn slot(&self) -> MutexGuard<'_, Option<oneshot::Sender<FirstPart>>> {
+        self.first
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sends `part` through the one-shot slot if it is the first; a first part that does not
+    /// end the response creates the channel for the rest and hands its receiver over with it.
+    fn send_first(&self, part: ResponsePart) -> Route {
+        if self.rest.get().is_some() {
+            return Route::Rest(part);
+        }
+        let mut slot = self.slot();
+        let Some(tx) = slot.take() else {
+            // Another call took the slot first; it set `rest` (if the response goes on)
+            // before releasing the lock we now hold.
+            return Route::Rest(part);
+        };
+        if part.ends_response() {
+            return match tx.send(FirstPart { part, rest: None }) {
+                Ok(()) => Route::Sent,
+                Err(_) => Route::Gone,
+            };
+        }
+        let (rest_tx, rest_rx) = mpsc::channel(RESPONSE_CHANNEL_PARTS);
+        if tx
+            .send(FirstPart {
+                part,
+                rest: Some(rest_rx),
+            })
+            .is_err()
+        {
+            return Route::Gone;
+        }
+        // Under the lock, so no other call can have set it.
+        let _ = self.rest.set(rest_tx);
+        Route::Sent
     }
 
     /// Sends one part; blocks while the connection's buffer is full (call with the GIL released).
     /// Must not be called from an async context.
     pub fn send(&self, part: ResponsePart) -> Result<(), ClientGone> {
-        self.tx.blocking_send(part).map_err(|_| ClientGone)
+        match self.send_first(part) {
+            Route::Sent => Ok(()),
+            Route::Gone => Err(ClientGone),
+            Route::Rest(part) => match self.rest.get() {
+                Some(tx) => tx.blocking_send(part).map_err(|_| ClientGone),
+                None => Err(ClientGone),
+            },
+        }
     }
 
     /// Sends without blocking when there is room; gives the part back when the buffer is full so
-    /// the caller can release the GIL and call [`Responder::send`].
+    /// the caller can release the GIL and call [`Responder::send`]. The first part always has
+    /// room.
     pub fn try_send(&self, part: ResponsePart) -> Result<(), TrySendError> {
         use tokio::sync::mpsc::error::TrySendError as E;
-        self.tx.try_send(part).map_err(|e| match e {
-            E::Full(part) => TrySendError::Full(part),
-            E::Closed(_) => TrySendError::Gone,
-        })
+        match self.send_first(part) {
+            Route::Sent => Ok(()),
+            Route::Gone => Err(TrySendError::Gone),
+            Route::Rest(part) => match self.rest.get() {
+                Some(tx) => tx.try_send(part).map_err(|e| match e {
+                    E::Full(part) => TrySendError::Full(part),
+                    E::Closed(_) => TrySendError::Gone,
+                }),
+                None => Err(TrySendError::Gone),
+            },
+        }
     }
 
-    /// True once the connection has gone away.
+    /// True once the connection has gone away (its [`PartReceiver`] was dropped), and once a
+    /// part that ended the response went out (nothing more can be delivered).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        if let Some(tx) = self.rest.get() {
+            return tx.is_closed();
+        }
+        match &*self.slot() {
+            Some(tx) => tx.is_closed(),
+            // The slot was used: `rest` is set now if the response went on.
+            None => self.rest.get().is_none_or(mpsc::Sender::is_closed),
+        }
+    }
+}
+
+/// The connection's end of a response: the first part from the one-shot slot, then (when the
+/// first part did not end the response) the rest from the bounded channel that came with it.
+///
+/// Dropping it closes both, so the application's next [`Responder::send`] or
+/// [`Responder::try_send`] fails and a `send` blocked on a full channel wakes with
+/// [`ClientGone`].
+#[derive(Debug)]
+pub struct PartReceiver {
+    stage: Stage,
+}
+
+#[derive(Debug)]
+enum Stage {
+    /// Waiting for the first part.
+    First(oneshot::Receiver<FirstPart>),
+    /// The parts after the first.
+    Rest(mpsc::Receiver<ResponsePart>),
+    /// The response ended through the slot, or the responder went away without a part.
+    Done,
+}
+
+impl PartReceiver {
+    /// A receiver reading a plain channel (the response filter's output, tests).
+    pub fn from_channel(rx: mpsc::Receiver<ResponsePart>) -> PartReceiver {
+        PartReceiver {
+            stage: Stage::Rest(rx),
+        }
+    }
+
+    /// Moves on from the one-shot slot once it produced `first`.
+    fn took(&mut self, first: FirstPart) -> ResponsePart {
+        self.stage = match first.rest {
+            Some(rx) => Stage::Rest(rx),
+            None => Stage::Done,
+        };
+        first.part
+    }
+
+    /// The next part; `None` once the response is over or the responder is gone without
+    /// ending it (the application thread died, the job was dropped).
+    pub async fn recv(&mut self) -> Option<ResponsePart> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`PartReceiver::recv`] as a poll, for hand-written futures and bodies.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<ResponsePart>> {
+        match &mut self.stage {
+            Stage::First(rx) => match std::pin::Pin::new(rx).poll(cx) {
+                Poll::Ready(Ok(first)) => Poll::Ready(Some(self.took(first))),
+                Poll::Ready(Err(_)) => {
+                    self.stage = Stage::Done;
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            Stage::Rest(rx) => rx.poll_recv(cx),
+            Stage::Done => Poll::Ready(None),
+        }
+    }
+
+    /// The next part if one is there now, without waiting (tokio's mpsc semantics:
+    /// `Disconnected` once nothing more can come).
+    pub fn try_recv(&mut self) -> Result<ResponsePart, mpsc::error::TryRecvError> {
+        use mpsc::error::TryRecvError;
+        match &mut self.stage {
+            Stage::First(rx) => match rx.try_recv() {
+                Ok(first) => Ok(self.took(first)),
+                Err(oneshot::error::TryRecvError::Empty) => Err(TryRecvError::Empty),
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    self.stage = Stage::Done;
+                    Err(TryRecvError::Disconnected)
+                }
+            },
+            Stage::Rest(rx) => rx.try_recv(),
+            Stage::Done => Err(TryRecvError::Disconnected),
+        }
     }
 }
 
@@ -439,7 +646,7 @@ pub struct RecvTimedOut;
 mod tests {
     use super::*;
 
-    fn job() -> (Job, tokio::sync::mpsc::Receiver<ResponsePart>) {
+    fn job() -> (Job, PartReceiver) {
         let mut bytes = bytes::BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
         let limits = crate::http1::HeadLimits {
             request_line: 100,
@@ -461,6 +668,258 @@ mod tests {
             forwarded: None,
         };
         (Job { request, responder }, rx)
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    fn head() -> ResponseHead {
+        ResponseHead {
+            code: 200,
+            status: Bytes::from_static(b"200 OK"),
+            headers: Vec::new(),
+        }
+    }
+
+    fn start(end: bool) -> ResponsePart {
+        ResponsePart::Start {
+            head: head(),
+            first: Bytes::from_static(b"first"),
+            end,
+        }
+    }
+
+    fn body(i: usize) -> ResponsePart {
+        ResponsePart::Body(Bytes::from(i.to_string()))
+    }
+
+    /// The body chunk's text, or what the part was.
+    fn show(part: Option<ResponsePart>) -> String {
+        match part {
+            Some(ResponsePart::Start { end, .. }) => format!("start end={end}"),
+            Some(ResponsePart::Body(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Some(ResponsePart::End) => "end".into(),
+            Some(other) => format!("{other:?}"),
+            None => "none".into(),
+        }
+    }
+
+    /// Fills the channel behind a first part that does not end the response.
+    fn filled() -> (Arc<Responder>, PartReceiver) {
+        let (responder, rx) = Responder::channel();
+        responder.try_send(start(false)).unwrap();
+        for i in 0..RESPONSE_CHANNEL_PARTS {
+            responder.try_send(body(i)).unwrap();
+        }
+        (Arc::new(responder), rx)
+    }
+
+    /// Runs `send` of `part` on a thread, which reports through `done` when it returned.
+    // The sleeping thread is the test's own, standing in for an application thread.
+    #[allow(clippy::disallowed_methods)]
+    fn blocked_send(
+        responder: &Arc<Responder>,
+        part: ResponsePart,
+    ) -> (
+        std::thread::JoinHandle<Result<(), ClientGone>>,
+        Arc<AtomicBool>,
+    ) {
+        let done = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let (responder, done) = (Arc::clone(responder), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let r = responder.send(part);
+                done.store(true, Ordering::SeqCst);
+                r
+            })
+        };
+        // The channel is full: the send must still be waiting a while later.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!done.load(Ordering::SeqCst), "send did not wait for room");
+        (handle, done)
+    }
+
+    #[test]
+    fn a_one_part_response_goes_through_the_slot_alone() {
+        let (responder, mut rx) = Responder::channel();
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Empty)
+        ));
+        assert!(!responder.is_closed());
+        responder.try_send(start(true)).unwrap();
+        assert!(responder.rest.get().is_none(), "no channel for one part");
+        let rt = rt();
+        assert_eq!(show(rt.block_on(rx.recv())), "start end=true");
+        // Nothing can follow a part that ended the response.
+        assert_eq!(show(rt.block_on(rx.recv())), "none");
+        assert!(responder.is_closed());
+        assert_eq!(responder.send(ResponsePart::End), Err(ClientGone));
+    }
+
+    #[test]
+    fn each_final_kind_ends_the_response_in_the_slot() {
+        let rt = rt();
+        for part in [ResponsePart::End, ResponsePart::Abort] {
+            let (responder, mut rx) = Responder::channel();
+            responder.send(part).unwrap();
+            assert!(responder.rest.get().is_none());
+            assert!(rt.block_on(rx.recv()).is_some());
+            assert!(rt.block_on(rx.recv()).is_none());
+        }
+        let (responder, mut rx) = Responder::channel();
+        responder
+            .try_send(ResponsePart::Refused(RequestError::AppTimeout))
+            .unwrap();
+        assert!(matches!(rx.try_recv(), Ok(ResponsePart::Refused(_))));
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+    }
+
+    #[test]
+    fn many_parts_push_back_once_the_channel_is_full() {
+        let (responder, mut rx) = filled();
+        assert!(!responder.is_closed());
+        // Full: `try_send` gives the part back.
+        match responder.try_send(body(99)) {
+            Err(TrySendError::Full(part)) => assert_eq!(show(Some(part)), "99"),
+            other => panic!("expected Full, got {other:?}"),
+        }
+        // A blocked `send` completes once the connection reads.
+        let (handle, _) = blocked_send(&responder, ResponsePart::End);
+        let rt = rt();
+        assert_eq!(show(rt.block_on(rx.recv())), "start end=false");
+        for i in 0..RESPONSE_CHANNEL_PARTS {
+            assert_eq!(show(rt.block_on(rx.recv())), i.to_string());
+        }
+        assert_eq!(handle.join().unwrap(), Ok(()));
+        assert_eq!(show(rt.block_on(rx.recv())), "end");
+        drop(responder);
+        assert_eq!(show(rt.block_on(rx.recv())), "none");
+    }
+
+    #[test]
+    fn parts_can_be_polled_without_waiting() {
+        let (responder, mut rx) = Responder::channel();
+        responder.send(start(false)).unwrap();
+        responder.send(body(1)).unwrap();
+        assert_eq!(show(rx.try_recv().ok()), "start end=false");
+        assert_eq!(show(rx.try_recv().ok()), "1");
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Empty)
+        ));
+        drop(responder);
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+    }
+
+    #[test]
+    fn a_receiver_dropped_before_the_first_part_refuses_it() {
+        let (responder, rx) = Responder::channel();
+        drop(rx);
+        assert!(responder.is_closed());
+        assert_eq!(responder.send(start(true)), Err(ClientGone));
+        let (responder, rx) = Responder::channel();
+        drop(rx);
+        assert!(matches!(
+            responder.try_send(start(false)),
+            Err(TrySendError::Gone)
+        ));
+        assert_eq!(responder.send(body(1)), Err(ClientGone));
+        assert!(responder.is_closed());
+    }
+
+    #[test]
+    fn a_receiver_dropped_mid_response_closes_the_channel() {
+        let (responder, mut rx) = Responder::channel();
+        responder.send(start(false)).unwrap();
+        assert_eq!(show(rt().block_on(rx.recv())), "start end=false");
+        assert!(!responder.is_closed());
+        drop(rx);
+        assert!(responder.is_closed());
+        assert_eq!(responder.send(body(1)), Err(ClientGone));
+        assert!(matches!(
+            responder.try_send(body(2)),
+            Err(TrySendError::Gone)
+        ));
+    }
+
+    #[test]
+    fn dropping_the_receiver_wakes_a_send_blocked_on_a_full_channel() {
+        // Once the connection read the first part (the channel's receiver is its own)...
+        let (responder, mut rx) = filled();
+        assert_eq!(show(rx.try_recv().ok()), "start end=false");
+        let (handle, _) = blocked_send(&responder, body(99));
+        drop(rx);
+        assert_eq!(handle.join().unwrap(), Err(ClientGone));
+        assert!(responder.is_closed());
+        // ...and before it read anything (the channel's receiver still in the slot).
+        let (responder, rx) = filled();
+        let (handle, _) = blocked_send(&responder, body(99));
+        drop(rx);
+        assert_eq!(handle.join().unwrap(), Err(ClientGone));
+        assert!(responder.is_closed());
+    }
+
+    #[test]
+    fn a_responder_dropped_without_a_part_ends_the_receiver() {
+        let (responder, mut rx) = Responder::channel();
+        let rt = rt();
+        let app = std::thread::spawn(move || drop(responder));
+        assert!(rt.block_on(rx.recv()).is_none());
+        app.join().unwrap();
+        assert!(rt.block_on(rx.recv()).is_none());
+    }
+
+    #[test]
+    fn a_responder_dropped_mid_response_leaves_its_parts_then_ends() {
+        let (responder, mut rx) = Responder::channel();
+        responder.send(start(false)).unwrap();
+        responder.send(body(1)).unwrap();
+        responder.send(body(2)).unwrap();
+        drop(responder);
+        let rt = rt();
+        for want in ["start end=false", "1", "2", "none", "none"] {
+            assert_eq!(show(rt.block_on(rx.recv())), want);
+        }
+    }
+
+    #[test]
+    fn a_receiver_over_a_plain_channel_reads_it() {
+        let (tx, rx) = mpsc::channel(2);
+        let mut rx = PartReceiver::from_channel(rx);
+        tx.try_send(start(false)).unwrap();
+        tx.try_send(ResponsePart::End).unwrap();
+        drop(tx);
+        let rt = rt();
+        for want in ["start end=false", "end", "none"] {
+            assert_eq!(show(rt.block_on(rx.recv())), want);
+        }
+    }
+
+    #[test]
+    // The sleeping thread stands in for an application thread, so the receiver waits first.
+    #[allow(clippy::disallowed_methods)]
+    fn a_waiting_receiver_wakes_for_the_first_part() {
+        let (responder, mut rx) = Responder::channel();
+        let app = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            responder.send(start(false)).unwrap();
+            responder.send(ResponsePart::End).unwrap();
+        });
+        let rt = rt();
+        assert_eq!(show(rt.block_on(rx.recv())), "start end=false");
+        assert_eq!(show(rt.block_on(rx.recv())), "end");
+        app.join().unwrap();
+        assert_eq!(show(rt.block_on(rx.recv())), "none");
     }
 
     #[test]

@@ -26,11 +26,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc::{self, Receiver, Sender};
+use tokio::sync::mpsc::{self, Sender};
 
 use super::compress::{self, Coding, Encoder, BLOCKING_COMPRESS_MIN};
 use super::CompressSettings;
-use crate::exchange::{ResponseHead, ResponsePart, RESPONSE_CHANNEL_PARTS};
+use crate::exchange::{PartReceiver, ResponseHead, ResponsePart, RESPONSE_CHANNEL_PARTS};
 use crate::http1::encode::status_has_no_body;
 
 /// Most bytes gathered from the app's queue before a stream is flushed.
@@ -47,16 +47,16 @@ pub(crate) struct Filter {
 
 impl Filter {
     /// The receiver the connection writes from: `rx` itself when there is nothing to do.
-    pub(crate) fn wrap(self, rx: Receiver<ResponsePart>) -> Receiver<ResponsePart> {
+    pub(crate) fn wrap(self, rx: PartReceiver) -> PartReceiver {
         if self.request_id.is_none() && self.compress.is_none() {
             return rx;
         }
         let (tx, out) = mpsc::channel(RESPONSE_CHANNEL_PARTS);
         tokio::spawn(self.run(rx, tx));
-        out
+        PartReceiver::from_channel(out)
     }
 
-    async fn run(self, mut rx: Receiver<ResponsePart>, tx: Sender<ResponsePart>) {
+    async fn run(self, mut rx: PartReceiver, tx: Sender<ResponsePart>) {
         let Some(first) = recv(&mut rx, &tx).await else {
             return;
         };
@@ -111,7 +111,7 @@ impl Filter {
 }
 
 /// The app's next part; `None` when it is done or the connection stopped listening.
-async fn recv(rx: &mut Receiver<ResponsePart>, tx: &Sender<ResponsePart>) -> Option<ResponsePart> {
+async fn recv(rx: &mut PartReceiver, tx: &Sender<ResponsePart>) -> Option<ResponsePart> {
     tokio::select! {
         part = rx.recv() => part,
         () = tx.closed() => None,
@@ -253,7 +253,7 @@ async fn stream(
     mut head: ResponseHead,
     first: Bytes,
     coding: Coding,
-    mut rx: Receiver<ResponsePart>,
+    mut rx: PartReceiver,
     tx: Sender<ResponsePart>,
 ) {
     encoded_head(&mut head, coding);
@@ -363,7 +363,14 @@ mod tests {
             drop(app_tx);
             let (tx, mut rx) = mpsc::channel(16);
             let first = Bytes::from_static(b"chunk-0\n");
-            stream(head(200, &[]), first, Coding::Gzip, app_rx, tx).await;
+            stream(
+                head(200, &[]),
+                first,
+                Coding::Gzip,
+                PartReceiver::from_channel(app_rx),
+                tx,
+            )
+            .await;
             let mut out = Vec::new();
             while let Some(part) = rx.recv().await {
                 out.push(part);

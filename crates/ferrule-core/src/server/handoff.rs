@@ -9,11 +9,9 @@
 //! - `queue_timeout`: a job no thread took within it is withdrawn and answered 503
 //!   (`RequestError::QueueTimeout`); the app never runs it.
 
-use tokio::sync::mpsc::Receiver;
-
 use super::access::PeerLabel;
 use super::Shared;
-use crate::exchange::{ConnInfo, Job, QueueClaim, Request, Responder, ResponsePart};
+use crate::exchange::{ConnInfo, Job, PartReceiver, QueueClaim, Request, Responder, ResponsePart};
 use crate::middleware::Filter;
 
 /// No application thread is left to take jobs (the server is stopping or they all died):
@@ -45,14 +43,14 @@ impl Shared {
     /// Queues `request` for an application thread and returns the receiver its response
     /// arrives on (through the middleware's `filter`), with the claim that withdraws it once a
     /// queue timeout passes (see [`Shared::queue_timed_out`]). With `static_part` (a `--static`
-    /// file), that part is sent through the request's own channel instead (the channel is
-    /// empty, so it fits) and the request is dropped. A refusal names the request's client.
+    /// file), that part is sent through the request's own channel instead (as its first part,
+    /// it always fits) and the request is dropped. A refusal names the request's client.
     pub(crate) fn hand_off(
         &self,
         request: Request,
         filter: Filter,
         static_part: Option<ResponsePart>,
-    ) -> Result<(Receiver<ResponsePart>, Option<QueueClaim>), NoAppThreads> {
+    ) -> Result<(PartReceiver, Option<QueueClaim>), NoAppThreads> {
         let (responder, rx) = Responder::channel();
         let rx = filter.wrap(rx);
         let job = Job { request, responder };

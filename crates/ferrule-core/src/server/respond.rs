@@ -21,12 +21,11 @@ use super::access::PeerLabel;
 use super::stream::Stream;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::mpsc::Receiver;
 use tokio::sync::watch;
 
 use super::io::{write_all, IoFail};
 use super::sendfile::send_file;
-use crate::exchange::{FileBody, ResponseHead, ResponsePart};
+use crate::exchange::{FileBody, PartReceiver, ResponseHead, ResponsePart};
 use crate::http1::encode::{
     self, response_framing, FramingInput, ResponseFraming, CHUNK_END, LAST_CHUNK,
 };
@@ -184,7 +183,7 @@ fn put_decimal(dst: &mut BytesMut, mut n: u64) {
 
 impl Respond<'_> {
     /// Writes the response whose parts arrive on `rx`.
-    pub(crate) async fn write(&mut self, rx: &mut Receiver<ResponsePart>) -> Written {
+    pub(crate) async fn write(&mut self, rx: &mut PartReceiver) -> Written {
         let part = rx.recv().await;
         if let (
             Some(kept),
@@ -281,7 +280,7 @@ impl Respond<'_> {
         head: ResponseHead,
         first: Bytes,
         end: bool,
-        rx: &mut Receiver<ResponsePart>,
+        rx: &mut PartReceiver,
     ) -> Written {
         let known = end.then_some(first.len() as u64);
         let (framing, keep) = self.framing(&head, app_content_length(&head), known);

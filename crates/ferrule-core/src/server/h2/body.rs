@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 
 use super::super::access::OwnedPeerLabel;
 use super::super::Shared;
-use crate::exchange::{BodyError, BodyStream, ConnInfo, ResponsePart};
+use crate::exchange::{BodyError, BodyStream, ConnInfo, PartReceiver, ResponsePart};
 use crate::http1::{RequestError, RequestHead};
 
 /// Bytes read from a response file per DATA frame handed to hyper (h2 splits it into frames of
@@ -83,7 +83,7 @@ pub(crate) struct FileOut {
 #[derive(Debug)]
 pub(crate) struct ResponseBody {
     first: Option<Bytes>,
-    parts: Option<mpsc::Receiver<ResponsePart>>,
+    parts: Option<PartReceiver>,
     file: Option<FileOut>,
     /// The byte count the head announced (`Content-Length`), when it announced one.
     promised: Option<u64>,
@@ -119,7 +119,7 @@ impl ResponseBody {
     }
 
     /// More parts to come from the application.
-    pub(crate) fn with_parts(mut self, rx: mpsc::Receiver<ResponsePart>) -> ResponseBody {
+    pub(crate) fn with_parts(mut self, rx: PartReceiver) -> ResponseBody {
         self.parts = Some(rx);
         self
     }
@@ -300,7 +300,7 @@ impl Drop for ResponseBody {
 
 /// Drains what the application still sends for a response that carries no body (HEAD, 204,
 /// 304), so its thread is not left blocked on a full channel.
-pub(crate) async fn drain(mut rx: mpsc::Receiver<ResponsePart>) {
+pub(crate) async fn drain(mut rx: PartReceiver) {
     while let Some(part) = rx.recv().await {
         if matches!(part, ResponsePart::End | ResponsePart::Abort) {
             return;
