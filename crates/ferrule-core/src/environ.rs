@@ -259,6 +259,9 @@ where
         }
     }
     let mut host_seen = false;
+    // Where the `HTTP_*` entries start: a header's earlier occurrence is searched from here
+    // (`CONTENT_TYPE`, a CGI key, is searched from the start).
+    let first_http = vars.len();
 
     let mut content_length_seen = false;
     for (name, value) in parts.headers {
@@ -300,7 +303,12 @@ where
         } else {
             b","
         };
-        match vars.iter_mut().find(|(k, _)| *k == key) {
+        let from = if matches!(key, EnvKey::Http(_)) {
+            first_http
+        } else {
+            0
+        };
+        match vars[from..].iter_mut().find(|(k, _)| *k == key) {
             Some((_, joined)) => {
                 let joined = joined.to_mut();
                 joined.extend_from_slice(separator);
@@ -387,14 +395,28 @@ fn server_name_port<'a>(
 fn ip_text(ip: IpAddr) -> Vec<u8> {
     match ip {
         IpAddr::V4(v4) => {
-            let mut out = Vec::with_capacity(15);
+            // Written into place (at most `255.255.255.255`), then copied out once.
+            let mut text = [0u8; 15];
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                push_decimal(&mut out, u16::from(octet));
+                let digits = [octet / 100, octet / 10 % 10, octet % 10];
+                let skip = if octet >= 100 {
+                    0
+                } else if octet >= 10 {
+                    1
+                } else {
+                    2
+                };
+                for d in &digits[skip..] {
+                    text[len] = b'0' + d;
+                    len += 1;
+                }
             }
-            out
+            text[..len].to_vec()
         }
         IpAddr::V6(v6) => v6.to_string().into_bytes(),
     }
@@ -471,6 +493,10 @@ mod tests {
             "fe80::1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string().into_bytes());
+        }
+        for o in 0..=255u8 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::new(o, 255 - o, o / 2, o % 10));
             assert_eq!(ip_text(ip), ip.to_string().into_bytes());
         }
         for port in [0u16, 7, 80, 443, 8000, 10000, 65535] {

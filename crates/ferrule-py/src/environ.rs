@@ -114,6 +114,7 @@ impl LastValue {
     }
 
     /// The `str` of `value`, and whether it is the same as last time (the same object).
+    #[inline]
     fn get_repeated<'py>(
         &mut self,
         py: Python<'py>,
