@@ -54,13 +54,6 @@ use park::Parked;
 
 /// Spare room reserved before a read while a head is incomplete.
 const HEAD_READ: usize = 4 * 1024;
-
-/// Read and write buffers up to this capacity are kept across a keep-alive wait, so the next
-/// request reuses them instead of allocating (the read buffer's block comes back once the
-/// previous request's head, which shares it, is dropped). Larger ones (after an upload or a
-/// large response head) are released. A wait that lasts parks the connection, and a parked
-/// connection holds no buffer at all (`park.rs`).
-const KEPT_BUFFER_MAX: usize = 16 * 1024;
 /// On shutdown, a connection accepted but still without its first request gets this long for
 /// it instead of being closed at once: the client connected to send one, and closing now would
 /// fail a request it may already have sent (seen as "connection closed before a response"
@@ -472,7 +465,7 @@ impl Conn {
     }
 
     async fn wait_idle(&mut self, first: bool, from: WaitFrom) -> Idle {
-        if self.wbuf.capacity() > KEPT_BUFFER_MAX {
+        if self.wbuf.capacity() > 0 {
             self.wbuf = BytesMut::new();
         }
         let idle = &self.shared.idle;
@@ -491,11 +484,10 @@ impl Conn {
                 (slot, deadline)
             }
         };
-        // The buffer left by the previous request (if any) takes the first attempt; else a
-        // buffer is only allocated once the socket is readable.
-        let mut attempt = self.buf.capacity() > 0;
         loop {
-            if !attempt {
+            // The buffer left by the previous request (if any) takes the first attempt; else a
+            // buffer is only allocated once the socket is readable.
+            if self.buf.capacity() == 0 {
                 match idle_wait(&self.stream, &self.shared, &mut slot, deadline, first).await {
                     IdleEnd::Readable => {}
                     IdleEnd::Park => {
@@ -526,18 +518,13 @@ impl Conn {
                     }
                 }
             }
-            attempt = false;
             self.buf.reserve(HEAD_READ);
             match self.stream.try_read_buf(&mut self.buf) {
                 Ok(0) => return Idle::Close,
                 Ok(_) => return Idle::Request,
-                // Nothing yet: wait, keeping a buffer of the usual size for the next request.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.buf.capacity() > KEPT_BUFFER_MAX {
-                        self.buf = BytesMut::new();
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => attempt = true,
+                // Nothing yet: release the buffer and wait.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.buf = BytesMut::new(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::debug!("{}: closing: {e}", PeerLabel(&self.info));
                     return Idle::Close;

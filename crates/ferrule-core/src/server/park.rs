@@ -42,8 +42,8 @@ pub(super) struct Parked {
 }
 
 impl Parked {
-    /// `conn` is idle, so its buffers hold no bytes: they are released here, and a parked
-    /// connection holds none.
+    /// `conn` is idle, so its buffers are empty (`Conn::wait_idle` released them): they are
+    /// not kept.
     pub(super) fn new(conn: Conn, guard: ConnGuard, open: OpenConnection, at: Resume) -> Parked {
         Parked {
             shared: conn.shared,
