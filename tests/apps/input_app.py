@@ -4,10 +4,14 @@ Query: mode=M, n=N (size argument). The reply is JSON:
   {"len": total bytes, "sha256": hex of all bytes read, "sizes": [length of each piece returned],
    "calls": [for readlines modes: the list of line lengths of each call], "extra": {...}}
 
+Mode peek reads one byte only. Mode keep reads 3 bytes and keeps the stream object in KEPT;
+mode kept reads the rest of that kept stream into "extra" (and whether it is this request's
+stream), then this request's body as read_all does.
+
 Modes read_n, readline_n, readline, readlines_hint, readlines, zero and mixed go through
 `wsgiref.validate.validator`. Modes read_all and iter run unwrapped because the validator forbids
 `read()` without a size and replaces iteration with its own readline() loop, so the server's own
-`read()` and `__iter__` would not be exercised.
+`read()` and `__iter__` would not be exercised; so do keep and kept, which hold the real stream.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import hashlib
 from wsgiref.validate import validator
 
 from _util import json_response, query
+
+#: The `wsgi.input` a `keep` request left behind (see the module docs).
+KEPT: list = []
 
 
 def _read(environ) -> dict:
@@ -60,6 +67,16 @@ def _read(environ) -> dict:
         pieces.extend(lines)
     elif mode == "iter":
         pieces.extend(inp)
+    elif mode == "peek":
+        pieces.append(inp.read(1))
+    elif mode == "keep":
+        KEPT[:] = [inp]
+        pieces.append(inp.read(3))
+    elif mode == "kept":
+        old = KEPT.pop()
+        extra["same_object"] = old is inp
+        extra["kept_rest"] = old.read().decode("latin-1")
+        pieces.append(inp.read())
     elif mode == "zero":
         extra["read0"] = len(inp.read(0))
         extra["readline0"] = len(inp.readline(0))
@@ -99,7 +116,7 @@ def _app(environ, start_response):
 
 
 _validated = validator(_app)
-_UNWRAPPED_MODES = {"read_all", "iter"}
+_UNWRAPPED_MODES = {"read_all", "iter", "keep", "kept"}
 
 
 def application(environ, start_response):

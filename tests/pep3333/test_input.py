@@ -161,6 +161,33 @@ def _first_difference(got: list[int], exp: list[int]) -> str:
     return f"got {len(got)} pieces, expected {len(exp)}"
 
 
+def test_each_request_reads_its_own_body_on_one_thread(shared_server):
+    # The extension refills the previous request's wsgi.input object when nothing else holds
+    # it: a body left unread must never reach the next request.
+    srv = shared_server(APP, "--threads", "1")
+    with srv.client() as c:
+        for i in range(50):
+            first, second = make_body(100 + i), f"second {i}".encode() * (i % 3 + 1)
+            c.send(build_request("POST", "/?mode=peek", body=first))
+            assert c.read_response().json()["len"] == 1
+            c.send(build_request("POST", "/?mode=read_all", body=second))
+            got = c.read_response().json()
+            assert (got["len"], got["sha256"]) == (len(second), hashlib.sha256(second).hexdigest())
+
+
+def test_a_kept_input_is_never_refilled(shared_server):
+    # An app holding on to a request's stream keeps that request's stream: the next request
+    # gets another object, and the kept one still reads the first body's rest.
+    srv = shared_server(APP, "--threads", "1")
+    with srv.client() as c:
+        c.send(build_request("POST", "/?mode=keep", body=b"first-request-body"))
+        assert c.read_response().json()["len"] == 3
+        c.send(build_request("POST", "/?mode=kept", body=b"SECOND"))
+        got = c.read_response().json()
+    assert got["extra"] == {"same_object": False, "kept_rest": "st-request-body"}
+    assert (got["len"], got["sha256"]) == (6, hashlib.sha256(b"SECOND").hexdigest())
+
+
 def test_input_read_after_partial_chunked_body_over_keepalive(shared_server):
     """A body the app does not read completely is drained by the server: the next request on
     the same connection is parsed from the right place."""

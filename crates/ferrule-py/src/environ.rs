@@ -165,6 +165,8 @@ pub(crate) struct EnvironBuilder {
     scheme_http: Py<PyString>,
     scheme_https: Py<PyString>,
     errors: Py<Errors>,
+    /// The last request's `wsgi.input`, when nothing but this thread held it any more.
+    spare_input: Option<Py<Input>>,
 }
 
 impl EnvironBuilder {
@@ -220,7 +222,36 @@ impl EnvironBuilder {
             scheme_http: PyString::intern(py, "http").unbind(),
             scheme_https: PyString::intern(py, "https").unbind(),
             errors,
+            spare_input: None,
         })
+    }
+
+    /// A `wsgi.input` holding `input`: the previous request's object refilled when only this
+    /// thread still holds it (its allocation, set-up and teardown are saved), else a new one.
+    /// An app that kept a reference to an earlier request's stream never sees it refilled.
+    pub(crate) fn input<'py>(
+        &mut self,
+        py: Python<'py>,
+        input: Input,
+    ) -> PyResult<Bound<'py, Input>> {
+        if let Some(spare) = self.spare_input.take() {
+            let spare = spare.into_bound(py);
+            if sole_reference(&spare) {
+                if let Ok(mut slot) = spare.try_borrow_mut() {
+                    *slot = input;
+                    drop(slot);
+                    return Ok(spare);
+                }
+            }
+        }
+        Bound::new(py, input)
+    }
+
+    /// Keeps a request's `wsgi.input` for [`EnvironBuilder::input`], if nothing else holds it.
+    pub(crate) fn keep_input(&mut self, input: Bound<'_, Input>) {
+        if sole_reference(&input) {
+            self.spare_input = Some(input.unbind());
+        }
     }
 
     /// This thread's `wsgi.errors`.
@@ -342,6 +373,12 @@ impl EnvironBuilder {
         );
         Ok((key, value))
     }
+}
+
+/// True when `obj` is referenced once: by the caller's handle, nobody else.
+fn sole_reference(obj: &Bound<'_, Input>) -> bool {
+    // SAFETY: `obj` is a live object and the GIL is held (it is `Bound`).
+    unsafe { ffi::Py_REFCNT(obj.as_ptr()) == 1 }
 }
 
 /// `env[key] = value`, straight through the C API (the values are already Python objects).

@@ -94,7 +94,7 @@ fn serve_one(
         forwarded,
     } = request;
     let request_line = || RequestHead::summary(&head);
-    let input = match Bound::new(py, Input::new(body)) {
+    let input = match env.input(py, Input::new(body)) {
         Ok(input) => input,
         Err(e) => {
             log_exception(
@@ -162,4 +162,6 @@ fn serve_one(
             sender.fail(py);
         }
     }
+    // Nothing else holds it once the app let go of the environ: the next request reuses it.
+    env.keep_input(input);
 }
