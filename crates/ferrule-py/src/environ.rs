@@ -32,7 +32,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::os::raw::c_char;
 
 use ferrule_core::environ::{cgi_variables, request_parts_forwarded, CgiKey, EnvKey};
-use ferrule_core::exchange::ConnInfo;
+use ferrule_core::exchange::{ConnInfo, RequestBody};
 use ferrule_core::forwarded::ForwardedView;
 use ferrule_core::http1::RequestHead;
 use ferrule_core::short_bytes::{same_bytes, ShortBytes};
@@ -247,10 +247,15 @@ impl EnvironBuilder {
         Bound::new(py, input)
     }
 
-    /// Keeps a request's `wsgi.input` for [`EnvironBuilder::input`], if nothing else holds it.
+    /// Keeps a request's `wsgi.input` for [`EnvironBuilder::input`], if nothing else holds it,
+    /// emptied: an idle thread does not hold on to the last request's body.
     pub(crate) fn keep_input(&mut self, input: Bound<'_, Input>) {
         if sole_reference(&input) {
-            self.spare_input = Some(input.unbind());
+            if let Ok(mut slot) = input.try_borrow_mut() {
+                *slot = Input::new(RequestBody::Empty);
+                drop(slot);
+                self.spare_input = Some(input.unbind());
+            }
         }
     }
 
