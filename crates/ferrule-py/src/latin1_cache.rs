@@ -8,8 +8,9 @@
 //! address from being reused) its encoding cannot change: a hit costs one reference-count
 //! increment of the shared bytes.
 //!
-//! The table is direct-mapped by address, [`SLOTS`] entries per application thread; a miss
-//! encodes and replaces the slot's entry (its `str` is released then, with the GIL held).
+//! The table is direct-mapped by address, [`SLOTS`] entries per application thread, strings up
+//! to [`STRING_MAX`] bytes; a miss encodes and replaces the slot's entry (its `str` is released
+//! then, with the GIL held).
 
 use std::cell::RefCell;
 
@@ -19,6 +20,10 @@ use pyo3::types::PyString;
 
 /// Entries per thread: room for a few endpoints' statuses and header strings.
 const SLOTS: usize = 64;
+
+/// Longer strings are encoded every time, not kept: the table holds at most
+/// `SLOTS × STRING_MAX` bytes per thread.
+const STRING_MAX: usize = 1024;
 
 struct Entry {
     text: Py<PyString>,
@@ -52,8 +57,12 @@ pub(crate) fn encoded(
     if let Some(bytes) = hit {
         return Ok(bytes);
     }
+    let encoded = encode(s)?;
+    if encoded.len() > STRING_MAX {
+        return Ok(Bytes::from(encoded));
+    }
     // Shared from the start, so the clones handed out are reference counts.
-    let bytes = Bytes::from_owner(encode(s)?);
+    let bytes = Bytes::from_owner(encoded);
     let evicted = TABLE.with_borrow_mut(|table| {
         if table.is_empty() {
             table.resize_with(SLOTS, || None);
