@@ -14,6 +14,9 @@ Routes:
   /empty-chunks     yields b"", b"", b"data", b"", b"more" without a Content-Length
   /cl-short         declares Content-Length 100, sends 10 bytes
   /cl-long          declares Content-Length 5, sends 16 bytes
+  /keep-callables   keeps this request's start_response and write() in KEPT
+  /use-kept         calls the kept write() and start_response(), answers what each did: an earlier
+                    request's callables must never reach this one
   /fresh?V          status reason, a header name and a header value built for this request from V
                     (new str objects each time, next to constant ones): each response must carry
                     its own request's strings
@@ -94,6 +97,29 @@ def _cl_long(environ, start_response):
     return [b"01234", b"56789abcdef"]
 
 
+#: The callables a /keep-callables request left behind.
+KEPT: list = []
+
+
+def _keep_callables(environ, start_response):
+    write = start_response("200 OK", list(TEXT))
+    KEPT[:] = [start_response, write]
+    return [b"kept"]
+
+
+def _use_kept(environ, start_response):
+    old_start_response, old_write = KEPT
+    outcomes = []
+    for call in (lambda: old_write(b"LEAK"), lambda: old_start_response("200 OK", list(TEXT))):
+        try:
+            call()
+            outcomes.append("ok")
+        except Exception as e:  # noqa: BLE001 - the test reads which exception it was
+            outcomes.append(type(e).__name__)
+    start_response("200 OK", list(TEXT))
+    return [" ".join(outcomes).encode()]
+
+
 def _fresh(environ, start_response):
     v = environ["QUERY_STRING"]
     status = "200 " + "reason-" + v
@@ -113,6 +139,8 @@ ROUTES = {
     "/cl-short": _cl_short,
     "/cl-long": _cl_long,
     "/fresh": _fresh,
+    "/keep-callables": _keep_callables,
+    "/use-kept": _use_kept,
 }
 
 

@@ -56,6 +56,21 @@ def test_fresh_status_and_header_strings_are_never_mixed_up(rules):
             assert resp.body == v.encode()
 
 
+def test_an_earlier_requests_callables_never_reach_a_later_response(shared_server):
+    # The extension reuses a request's start_response (and what backs write()) for the next
+    # request only when the app kept neither: kept ones stay bound to their own, ended request.
+    srv = shared_server(RULES, "--threads", "1")
+    with srv.client() as c:
+        c.send(build_request("GET", "/keep-callables"))
+        assert c.read_response().body == b"kept"
+        for _ in range(3):
+            c.send(build_request("GET", "/use-kept"))
+            resp = c.read_response()
+            assert resp.status == 200
+            assert resp.body == b"RuntimeError RuntimeError"
+            assert b"LEAK" not in resp.raw_head + resp.body
+
+
 # -- exc_info -----------------------------------------------------------------------------------
 
 

@@ -381,7 +381,7 @@ impl EnvironBuilder {
 }
 
 /// True when `obj` is referenced once: by the caller's handle, nobody else.
-fn sole_reference(obj: &Bound<'_, Input>) -> bool {
+pub(crate) fn sole_reference<T>(obj: &Bound<'_, T>) -> bool {
     // SAFETY: `obj` is a live object and the GIL is held (it is `Bound`).
     unsafe { ffi::Py_REFCNT(obj.as_ptr()) == 1 }
 }

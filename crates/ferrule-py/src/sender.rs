@@ -72,6 +72,17 @@ impl Sender {
         })
     }
 
+    /// Makes this sender answer a new request through `responder`, as [`Sender::new`] would.
+    /// The caller holds the only other reference (its `start_response`), so no `write` callable
+    /// of the previous request can reach the new one.
+    pub(crate) fn renew(&self, responder: Responder) {
+        *self.lock() = State {
+            phase: Phase::NoHead,
+            head: None,
+            responder: Some(Arc::new(responder)),
+        };
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state stays consistent even if a holder panicked (every update is one assignment).
         self.state

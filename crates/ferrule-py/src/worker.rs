@@ -11,14 +11,14 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use ferrule_core::exchange::{Job, JobReceiver, Request};
+use ferrule_core::exchange::{Job, JobReceiver, Request, Responder};
 use ferrule_core::http1::RequestHead;
 use ferrule_core::supervise::Recycler;
 
 use crate::watchdog::{RequestTimeout, Watchdog};
 use pyo3::prelude::*;
 
-use crate::environ::{Concurrency, EnvironBuilder};
+use crate::environ::{sole_reference, Concurrency, EnvironBuilder};
 use crate::input::Input;
 use crate::response::{log_app_error, log_exception, send_result};
 use crate::sender::Sender;
@@ -45,11 +45,14 @@ pub(crate) fn serve(
         .and_then(|n| n.extract::<String>())
         .unwrap_or_else(|_| format!("{ident}"));
     let thread_name: Arc<str> = thread_name.into();
+    // The previous request's `start_response` and its sender, reused when nothing else holds
+    // them (see `renew`).
+    let mut spare: Option<(Py<StartResponse>, Arc<Sender>)> = None;
     // A job already queued is taken with the GIL held: releasing and re-taking it between two
     // requests costs more than the request's own Python work (docs/architecture.md).
     while let Some(job) = jobs.try_recv().or_else(|| py.detach(|| jobs.recv())) {
         let Job { request, responder } = job;
-        let sender = Sender::new(responder);
+        let (sender, start_response) = renew(py, &mut spare, responder);
         // For log lines about this request after `serve_one` consumed it: shares the head's
         // bytes, no copy.
         let line = request.head.line();
@@ -57,8 +60,13 @@ pub(crate) fn serve(
             dog.begin(ident, &thread_name, &sender, line.clone());
         }
         let served = catch_unwind(AssertUnwindSafe(|| {
-            serve_one(py, app, &mut env, request, &sender)
+            serve_one(py, app, &mut env, request, &sender, start_response)
         }));
+        let served = served.map(|kept| {
+            if let Some(start_response) = kept {
+                spare = Some((start_response, Arc::clone(&sender)));
+            }
+        });
         if let Err(panic) = served {
             let what = panic
                 .downcast_ref::<&str>()
@@ -79,14 +87,36 @@ pub(crate) fn serve(
     Ok(())
 }
 
-/// One request, from environ to the final response part.
+/// The sender and `start_response` for the next request: the previous request's, renewed,
+/// when only this thread holds them (the app kept neither `start_response` nor a `write`
+/// callable, which hold the sender too): their allocation, set-up and teardown are saved.
+/// Otherwise a new sender, and `None`: `serve_one` makes a new `start_response`.
+fn renew(
+    py: Python<'_>,
+    spare: &mut Option<(Py<StartResponse>, Arc<Sender>)>,
+    responder: Responder,
+) -> (Arc<Sender>, Option<Py<StartResponse>>) {
+    if let Some((start_response, sender)) = spare.take() {
+        // Ours and the one inside `start_response`: nobody else's.
+        if Arc::strong_count(&sender) == 2 && sole_reference(start_response.bind(py)) {
+            sender.renew(responder);
+            return (sender, Some(start_response));
+        }
+    }
+    (Sender::new(responder), None)
+}
+
+/// One request, from environ to the final response part. `start_response`: one to reuse (made
+/// for `sender`), else a new one is made. Returns the `start_response` used, once the request
+/// got as far as calling the app.
 fn serve_one(
     py: Python<'_>,
     app: &Bound<'_, PyAny>,
     env: &mut EnvironBuilder,
     request: Request,
     sender: &Arc<Sender>,
-) {
+    start_response: Option<Py<StartResponse>>,
+) -> Option<Py<StartResponse>> {
     let Request {
         head,
         body,
@@ -103,7 +133,7 @@ fn serve_one(
                 &format!("cannot create wsgi.input for {}", request_line()),
             );
             sender.fail(py);
-            return;
+            return None;
         }
     };
     let environ = match env.build(py, &head, &conn, forwarded.as_deref(), &input) {
@@ -115,7 +145,7 @@ fn serve_one(
                 &format!("cannot build the environ for {}", request_line()),
             );
             sender.fail(py);
-            return;
+            return None;
         }
     };
     let release_input = || {
@@ -123,19 +153,22 @@ fn serve_one(
             input.release();
         }
     };
-    let start_response = match Bound::new(py, StartResponse::new(Arc::clone(sender))) {
-        Ok(start_response) => start_response,
-        Err(e) => {
-            log_exception(
-                py,
-                &e,
-                &format!("cannot create start_response for {}", request_line()),
-            );
-            sender.fail(py);
-            return;
-        }
+    let start_response = match start_response {
+        Some(reused) => reused.into_bound(py),
+        None => match Bound::new(py, StartResponse::new(Arc::clone(sender))) {
+            Ok(start_response) => start_response,
+            Err(e) => {
+                log_exception(
+                    py,
+                    &e,
+                    &format!("cannot create start_response for {}", request_line()),
+                );
+                sender.fail(py);
+                return None;
+            }
+        },
     };
-    match app.call1((environ, start_response)) {
+    match app.call1((environ, &start_response)) {
         Ok(result) => send_result(py, &result, sender, &request_line, release_input),
         Err(e) => {
             let body_gone = input.try_borrow().is_ok_and(|i| i.client_went_away());
@@ -164,4 +197,5 @@ fn serve_one(
     }
     // Nothing else holds it once the app let go of the environ: the next request reuses it.
     env.keep_input(input);
+    Some(start_response.unbind())
 }
