@@ -124,27 +124,22 @@ fn serve_one(
         forwarded,
     } = request;
     let request_line = || RequestHead::summary(&head);
+    // A step before the app failed: logged, answered 500, the request is over.
+    let give_up = |e: PyErr, what: &str| {
+        log_exception(py, &e, &format!("cannot {what} for {}", request_line()));
+        sender.fail(py);
+    };
     let input = match env.input(py, Input::new(body)) {
         Ok(input) => input,
         Err(e) => {
-            log_exception(
-                py,
-                &e,
-                &format!("cannot create wsgi.input for {}", request_line()),
-            );
-            sender.fail(py);
+            give_up(e, "create wsgi.input");
             return None;
         }
     };
     let environ = match env.build(py, &head, &conn, forwarded.as_deref(), &input) {
         Ok(environ) => environ,
         Err(e) => {
-            log_exception(
-                py,
-                &e,
-                &format!("cannot build the environ for {}", request_line()),
-            );
-            sender.fail(py);
+            give_up(e, "build the environ");
             return None;
         }
     };
@@ -158,12 +153,7 @@ fn serve_one(
         None => match Bound::new(py, StartResponse::new(Arc::clone(sender))) {
             Ok(start_response) => start_response,
             Err(e) => {
-                log_exception(
-                    py,
-                    &e,
-                    &format!("cannot create start_response for {}", request_line()),
-                );
-                sender.fail(py);
+                give_up(e, "create start_response");
                 return None;
             }
         },
