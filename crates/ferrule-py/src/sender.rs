@@ -46,6 +46,17 @@ struct State {
     responder: Option<Arc<Responder>>,
 }
 
+impl State {
+    /// A response not started yet, answered through `responder`.
+    fn answering(responder: Responder) -> State {
+        State {
+            phase: Phase::NoHead,
+            head: None,
+            responder: Some(Arc::new(responder)),
+        }
+    }
+}
+
 /// Why a chunk could not be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SendError {
@@ -64,11 +75,7 @@ pub(crate) struct Sender {
 impl Sender {
     pub(crate) fn new(responder: Responder) -> Arc<Sender> {
         Arc::new(Sender {
-            state: Mutex::new(State {
-                phase: Phase::NoHead,
-                head: None,
-                responder: Some(Arc::new(responder)),
-            }),
+            state: Mutex::new(State::answering(responder)),
         })
     }
 
@@ -76,11 +83,7 @@ impl Sender {
     /// The caller holds the only other reference (its `start_response`), so no `write` callable
     /// of the previous request can reach the new one.
     pub(crate) fn renew(&self, responder: Responder) {
-        *self.lock() = State {
-            phase: Phase::NoHead,
-            head: None,
-            responder: Some(Arc::new(responder)),
-        };
+        *self.lock() = State::answering(responder);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
