@@ -32,7 +32,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::os::raw::c_char;
 
 use ferrule_core::environ::{cgi_variables, request_parts_forwarded, CgiKey, EnvKey};
-use ferrule_core::exchange::{ConnInfo, RequestBody};
+use ferrule_core::exchange::ConnInfo;
 use ferrule_core::forwarded::ForwardedView;
 use ferrule_core::http1::RequestHead;
 use ferrule_core::short_bytes::{same_bytes, ShortBytes};
@@ -51,6 +51,9 @@ const HTTP_KEY_CACHE: usize = 128;
 /// Values up to this length are remembered per key (see [`LastValue`]); longer ones (cookies,
 /// long query strings) are decoded every time.
 const LAST_VALUE_MAX: usize = 128;
+
+/// The slot of `wsgi.url_scheme` in [`EnvironBuilder::template_values`], after the CGI keys.
+const SCHEME_SLOT: usize = CgiKey::ALL.len();
 
 /// Every bit of [`CgiKey::ALL`] set.
 const ALL_CGI_KEYS: u32 = (1 << CgiKey::ALL.len()) - 1;
@@ -148,14 +151,9 @@ pub(crate) struct EnvironBuilder {
     /// Indexed by which optional keys the request has (bit `i` = `OPTIONAL_KEYS[i]`): every
     /// `wsgi.*` constant and CGI key, without the optional keys the request lacks.
     templates: [Py<PyDict>; 4],
-    /// Per template, the address of each CGI key's value object in it (0: the placeholder).
-    /// A value that repeats from one request to the next is written into the template, so the
-    /// copy already holds it: no insert into the request's dict. The template holds a
-    /// reference to each object recorded here, so an address names one object for as long as
-    /// it is recorded.
-    template_values: [[usize; CgiKey::ALL.len()]; 4],
-    /// Per template, the address of its `wsgi.url_scheme` value (0: the placeholder).
-    template_scheme: [usize; 4],
+    /// Per template, the address of the value object it holds for each CGI key, then for
+    /// `wsgi.url_scheme` (slot [`SCHEME_SLOT`]); 0: the placeholder. See [`put_templated`].
+    template_values: [[usize; SCHEME_SLOT + 1]; 4],
     cgi_keys: Vec<Py<PyString>>,
     /// Indexed like `cgi_keys`.
     cgi_last: Vec<LastValue>,
@@ -165,8 +163,6 @@ pub(crate) struct EnvironBuilder {
     scheme_http: Py<PyString>,
     scheme_https: Py<PyString>,
     errors: Py<Errors>,
-    /// The last request's `wsgi.input`, when nothing but this thread held it any more.
-    spare_input: Option<Py<Input>>,
 }
 
 impl EnvironBuilder {
@@ -209,8 +205,7 @@ impl EnvironBuilder {
         let templates = [variant(0)?, variant(1)?, variant(2)?, full.unbind()];
         Ok(EnvironBuilder {
             templates,
-            template_values: [[0; CgiKey::ALL.len()]; 4],
-            template_scheme: [0; 4],
+            template_values: [[0; SCHEME_SLOT + 1]; 4],
             cgi_keys: CgiKey::ALL
                 .iter()
                 .map(|k| PyString::intern(py, k.as_str()).unbind())
@@ -222,41 +217,7 @@ impl EnvironBuilder {
             scheme_http: PyString::intern(py, "http").unbind(),
             scheme_https: PyString::intern(py, "https").unbind(),
             errors,
-            spare_input: None,
         })
-    }
-
-    /// A `wsgi.input` holding `input`: the previous request's object refilled when only this
-    /// thread still holds it (its allocation, set-up and teardown are saved), else a new one.
-    /// An app that kept a reference to an earlier request's stream never sees it refilled.
-    pub(crate) fn input<'py>(
-        &mut self,
-        py: Python<'py>,
-        input: Input,
-    ) -> PyResult<Bound<'py, Input>> {
-        if let Some(spare) = self.spare_input.take() {
-            let spare = spare.into_bound(py);
-            if sole_reference(&spare) {
-                if let Ok(mut slot) = spare.try_borrow_mut() {
-                    *slot = input;
-                    drop(slot);
-                    return Ok(spare);
-                }
-            }
-        }
-        Bound::new(py, input)
-    }
-
-    /// Keeps a request's `wsgi.input` for [`EnvironBuilder::input`], if nothing else holds it,
-    /// emptied: an idle thread does not hold on to the last request's body.
-    pub(crate) fn keep_input(&mut self, input: Bound<'_, Input>) {
-        if sole_reference(&input) {
-            if let Ok(mut slot) = input.try_borrow_mut() {
-                *slot = Input::new(RequestBody::Empty);
-                drop(slot);
-                self.spare_input = Some(input.unbind());
-            }
-        }
     }
 
     /// This thread's `wsgi.errors`.
@@ -298,18 +259,16 @@ impl EnvironBuilder {
                 EnvKey::Cgi(k) => {
                     let k = k as usize;
                     let (value, repeated) = self.cgi_last[k].get_repeated(py, &value)?;
-                    let addr = value.as_ptr() as usize;
-                    let recorded = &mut self.template_values[variant][k];
-                    if *recorded != addr {
-                        let key = self.cgi_keys[k].bind(py);
-                        set_item(&env, key, &value)?;
-                        // The same value twice in a row: likely to stay, so the template
-                        // takes it (a value that changes every time is not written twice).
-                        if repeated {
-                            set_item(self.templates[variant].bind(py), key, &value)?;
-                            *recorded = addr;
-                        }
-                    }
+                    // The same value twice in a row is likely to stay: the template takes it
+                    // (a value that changes every time is not written twice).
+                    put_templated(
+                        &env,
+                        self.templates[variant].bind(py),
+                        &mut self.template_values[variant][k],
+                        self.cgi_keys[k].bind(py),
+                        &value,
+                        repeated,
+                    )?;
                 }
                 EnvKey::Http(name) => {
                     let (key, value) = self.http_item(py, name, &value)?;
@@ -326,13 +285,15 @@ impl EnvironBuilder {
         } else {
             &self.scheme_http
         };
-        let addr = scheme.as_ptr() as usize;
-        if self.template_scheme[variant] != addr {
-            let key = self.key_url_scheme.bind(py);
-            set_item(&env, key, scheme.bind(py))?;
-            set_item(self.templates[variant].bind(py), key, scheme.bind(py))?;
-            self.template_scheme[variant] = addr;
-        }
+        // One of two objects this builder keeps: the template always takes it.
+        put_templated(
+            &env,
+            self.templates[variant].bind(py),
+            &mut self.template_values[variant][SCHEME_SLOT],
+            self.key_url_scheme.bind(py),
+            scheme.bind(py),
+            true,
+        )?;
         set_item(&env, self.key_input.bind(py), input)?;
         // A key the request has no value for is absent: the template's placeholders never
         // reach the app. The optional keys are handled by the template variant; others (e.g.
@@ -380,10 +341,28 @@ impl EnvironBuilder {
     }
 }
 
-/// True when `obj` is referenced once: by the caller's handle, nobody else.
-pub(crate) fn sole_reference<T>(obj: &Bound<'_, T>) -> bool {
-    // SAFETY: `obj` is a live object and the GIL is held (it is `Bound`).
-    unsafe { ffi::Py_REFCNT(obj.as_ptr()) == 1 }
+/// `env[key] = value` for a request's dict copied from `template`, skipped when the template
+/// already holds that very object (its address is `recorded`). With `keep`, the template takes
+/// `value` too, so the next request's copy has it. The template holds a reference to each
+/// object recorded, so an address names one object for as long as it is recorded.
+fn put_templated<V>(
+    env: &Bound<'_, PyDict>,
+    template: &Bound<'_, PyDict>,
+    recorded: &mut usize,
+    key: &Bound<'_, PyString>,
+    value: &Bound<'_, V>,
+    keep: bool,
+) -> PyResult<()> {
+    let addr = value.as_ptr() as usize;
+    if *recorded == addr {
+        return Ok(());
+    }
+    set_item(env, key, value)?;
+    if keep {
+        set_item(template, key, value)?;
+        *recorded = addr;
+    }
+    Ok(())
 }
 
 /// `env[key] = value`, straight through the C API (the values are already Python objects).

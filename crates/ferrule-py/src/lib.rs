@@ -19,6 +19,7 @@ mod file_wrapper;
 mod input;
 mod latin1_cache;
 mod response;
+mod reuse;
 mod sender;
 mod server;
 mod start_response;

@@ -11,16 +11,17 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use ferrule_core::exchange::{Job, JobReceiver, Request, Responder};
+use ferrule_core::exchange::{Job, JobReceiver, Request};
 use ferrule_core::http1::RequestHead;
 use ferrule_core::supervise::Recycler;
 
 use crate::watchdog::{RequestTimeout, Watchdog};
 use pyo3::prelude::*;
 
-use crate::environ::{sole_reference, Concurrency, EnvironBuilder};
+use crate::environ::{Concurrency, EnvironBuilder};
 use crate::input::Input;
 use crate::response::{log_app_error, log_exception, send_result};
+use crate::reuse::Spares;
 use crate::sender::Sender;
 use crate::start_response::StartResponse;
 
@@ -45,14 +46,12 @@ pub(crate) fn serve(
         .and_then(|n| n.extract::<String>())
         .unwrap_or_else(|_| format!("{ident}"));
     let thread_name: Arc<str> = thread_name.into();
-    // The previous request's `start_response` and its sender, reused when nothing else holds
-    // them (see `renew`).
-    let mut spare: Option<(Py<StartResponse>, Arc<Sender>)> = None;
+    let mut spares = Spares::default();
     // A job already queued is taken with the GIL held: releasing and re-taking it between two
     // requests costs more than the request's own Python work (docs/architecture.md).
     while let Some(job) = jobs.try_recv().or_else(|| py.detach(|| jobs.recv())) {
         let Job { request, responder } = job;
-        let (sender, start_response) = renew(py, &mut spare, responder);
+        let (sender, start_response) = spares.sender(py, responder);
         // For log lines about this request after `serve_one` consumed it: shares the head's
         // bytes, no copy.
         let line = request.head.line();
@@ -60,13 +59,16 @@ pub(crate) fn serve(
             dog.begin(ident, &thread_name, &sender, line.clone());
         }
         let served = catch_unwind(AssertUnwindSafe(|| {
-            serve_one(py, app, &mut env, request, &sender, start_response)
+            serve_one(
+                py,
+                app,
+                &mut env,
+                &mut spares,
+                request,
+                &sender,
+                start_response,
+            )
         }));
-        let served = served.map(|kept| {
-            if let Some(start_response) = kept {
-                spare = Some((start_response, Arc::clone(&sender)));
-            }
-        });
         if let Err(panic) = served {
             let what = panic
                 .downcast_ref::<&str>()
@@ -87,36 +89,18 @@ pub(crate) fn serve(
     Ok(())
 }
 
-/// The sender and `start_response` for the next request: the previous request's, renewed,
-/// when only this thread holds them (the app kept neither `start_response` nor a `write`
-/// callable, which hold the sender too): their allocation, set-up and teardown are saved.
-/// Otherwise a new sender, and `None`: `serve_one` makes a new `start_response`.
-fn renew(
-    py: Python<'_>,
-    spare: &mut Option<(Py<StartResponse>, Arc<Sender>)>,
-    responder: Responder,
-) -> (Arc<Sender>, Option<Py<StartResponse>>) {
-    if let Some((start_response, sender)) = spare.take() {
-        // Ours and the one inside `start_response`: nobody else's.
-        if Arc::strong_count(&sender) == 2 && sole_reference(start_response.bind(py)) {
-            sender.renew(responder);
-            return (sender, Some(start_response));
-        }
-    }
-    (Sender::new(responder), None)
-}
-
 /// One request, from environ to the final response part. `start_response`: one to reuse (made
-/// for `sender`), else a new one is made. Returns the `start_response` used, once the request
-/// got as far as calling the app.
+/// for `sender`), else a new one is made. A request that got as far as the app leaves its
+/// objects in `spares` for the next one.
 fn serve_one(
     py: Python<'_>,
     app: &Bound<'_, PyAny>,
     env: &mut EnvironBuilder,
+    spares: &mut Spares,
     request: Request,
     sender: &Arc<Sender>,
     start_response: Option<Py<StartResponse>>,
-) -> Option<Py<StartResponse>> {
+) {
     let Request {
         head,
         body,
@@ -129,18 +113,18 @@ fn serve_one(
         log_exception(py, &e, &format!("cannot {what} for {}", request_line()));
         sender.fail(py);
     };
-    let input = match env.input(py, Input::new(body)) {
+    let input = match spares.input(py, Input::new(body)) {
         Ok(input) => input,
         Err(e) => {
             give_up(e, "create wsgi.input");
-            return None;
+            return;
         }
     };
     let environ = match env.build(py, &head, &conn, forwarded.as_deref(), &input) {
         Ok(environ) => environ,
         Err(e) => {
             give_up(e, "build the environ");
-            return None;
+            return;
         }
     };
     let release_input = || {
@@ -154,7 +138,7 @@ fn serve_one(
             Ok(start_response) => start_response,
             Err(e) => {
                 give_up(e, "create start_response");
-                return None;
+                return;
             }
         },
     };
@@ -185,7 +169,7 @@ fn serve_one(
             sender.fail(py);
         }
     }
-    // Nothing else holds it once the app let go of the environ: the next request reuses it.
-    env.keep_input(input);
-    Some(start_response.unbind())
+    // Nothing else holds them once the app let go of the environ: the next request reuses them.
+    spares.keep_input(input);
+    spares.keep_start_response(start_response, sender);
 }

@@ -1,0 +1,90 @@
+//! The per-request Python objects an application thread reuses: the previous request's
+//! `wsgi.input`, `start_response` and response sender, refilled for the next request when this
+//! thread holds the only reference to them. An app that kept one gets new ones next time, and
+//! what it kept stays bound to its own, ended request. Refilling an object costs less than
+//! allocating, setting up and tearing down a new one (docs/architecture.md, "Session 6").
+
+use std::sync::Arc;
+
+use ferrule_core::exchange::{RequestBody, Responder};
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use crate::input::Input;
+use crate::sender::Sender;
+use crate::start_response::StartResponse;
+
+/// One application thread's objects kept from its previous request.
+#[derive(Debug, Default)]
+pub(crate) struct Spares {
+    /// Emptied when kept: an idle thread does not hold on to the last request's body.
+    input: Option<Py<Input>>,
+    /// A `start_response` and the sender inside it.
+    start_response: Option<(Py<StartResponse>, Arc<Sender>)>,
+}
+
+impl Spares {
+    /// A `wsgi.input` holding `input`: the kept one refilled if still nobody else's, else new.
+    pub(crate) fn input<'py>(
+        &mut self,
+        py: Python<'py>,
+        input: Input,
+    ) -> PyResult<Bound<'py, Input>> {
+        if let Some(spare) = self.input.take() {
+            let spare = spare.into_bound(py);
+            if sole_reference(&spare) {
+                if let Ok(mut slot) = spare.try_borrow_mut() {
+                    *slot = input;
+                    drop(slot);
+                    return Ok(spare);
+                }
+            }
+        }
+        Bound::new(py, input)
+    }
+
+    /// Keeps a request's `wsgi.input`, emptied, if nothing else holds it.
+    pub(crate) fn keep_input(&mut self, input: Bound<'_, Input>) {
+        if sole_reference(&input) {
+            if let Ok(mut slot) = input.try_borrow_mut() {
+                *slot = Input::new(RequestBody::Empty);
+                drop(slot);
+                self.input = Some(input.unbind());
+            }
+        }
+    }
+
+    /// The sender for a request answered through `responder`, with the kept `start_response`
+    /// made for it: both renewed when the app kept neither the `start_response` nor a `write`
+    /// callable (which hold the sender too). Otherwise a new sender, and `None`: the caller
+    /// makes a new `start_response`.
+    pub(crate) fn sender(
+        &mut self,
+        py: Python<'_>,
+        responder: Responder,
+    ) -> (Arc<Sender>, Option<Py<StartResponse>>) {
+        if let Some((start_response, sender)) = self.start_response.take() {
+            // Ours and the one inside `start_response`: nobody else's.
+            if Arc::strong_count(&sender) == 2 && sole_reference(start_response.bind(py)) {
+                sender.renew(responder);
+                return (sender, Some(start_response));
+            }
+        }
+        (Sender::new(responder), None)
+    }
+
+    /// Keeps a request's `start_response` and its `sender` for [`Spares::sender`].
+    pub(crate) fn keep_start_response(
+        &mut self,
+        start_response: Bound<'_, StartResponse>,
+        sender: &Arc<Sender>,
+    ) {
+        self.start_response = Some((start_response.unbind(), Arc::clone(sender)));
+    }
+}
+
+/// True when `obj` is referenced once: by the caller's handle, nobody else.
+fn sole_reference<T>(obj: &Bound<'_, T>) -> bool {
+    // SAFETY: `obj` is a live object and the GIL is held (it is `Bound`).
+    unsafe { ffi::Py_REFCNT(obj.as_ptr()) == 1 }
+}
