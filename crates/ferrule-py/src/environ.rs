@@ -345,6 +345,7 @@ impl EnvironBuilder {
 /// already holds that very object (its address is `recorded`). With `keep`, the template takes
 /// `value` too, so the next request's copy has it. The template holds a reference to each
 /// object recorded, so an address names one object for as long as it is recorded.
+#[inline(always)]
 fn put_templated<V>(
     env: &Bound<'_, PyDict>,
     template: &Bound<'_, PyDict>,
