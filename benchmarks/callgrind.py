@@ -43,17 +43,17 @@ REQUESTS = {
         b"Sec-Fetch-Site: same-origin\r\n\r\n"
     ),
 }
-REQUEST = REQUESTS["curl"]
 
 
-def drive(port: int, total: int, connections: int) -> None:
-    """Sends `total` requests over `connections` keep-alive connections, one in flight each."""
+def drive(port: int, total: int, connections: int, request: bytes) -> None:
+    """Sends `total` copies of `request` over `connections` keep-alive connections, one in flight
+    each."""
     sel = selectors.DefaultSelector()
     left = total
     for _ in range(min(connections, total)):
         s = socket.create_connection(("127.0.0.1", port), timeout=60)
         s.setblocking(False)
-        s.sendall(REQUEST)
+        s.sendall(request)
         left -= 1
         sel.register(s, selectors.EVENT_READ, bytearray())
     done = 0
@@ -80,7 +80,7 @@ def drive(port: int, total: int, connections: int) -> None:
                 del buf[:size]
                 done += 1
                 if left > 0:
-                    s.sendall(REQUEST)
+                    s.sendall(request)
                     left -= 1
     for key in list(sel.get_map().values()):
         key.fileobj.close()
@@ -103,8 +103,7 @@ def main() -> None:
         "--server", choices=["ferrule", "bjoern"], default="ferrule", help="whose instructions"
     )
     args = ap.parse_args()
-    global REQUEST
-    REQUEST = REQUESTS[args.request]
+    request = REQUESTS[args.request]
 
     tmp = Path(args.keep or tempfile.mkdtemp(prefix="ferrule-callgrind-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -158,9 +157,9 @@ def main() -> None:
                 if m:
                     port = int(m.group(1))
             time.sleep(0.2)
-        drive(port, args.warmup, args.connections)
+        drive(port, args.warmup, args.connections, request)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
-        drive(port, args.requests, args.connections)
+        drive(port, args.requests, args.connections, request)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
     finally:
         proc.terminate()
