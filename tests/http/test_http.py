@@ -322,3 +322,41 @@ def test_close_lingers_so_unread_pipelined_bytes_do_not_reset_the_response(srv):
     assert received.startswith(b"HTTP/1.1 200 ")
     assert received.endswith(b"hello world")
     assert received.count(b"HTTP/1.1 ") == 1
+
+
+def test_close_is_at_once_when_the_client_sent_nothing_more(srv):
+    """A client that said `Connection: close` and sent nothing after its request (RFC 9112
+    §9.6: it "MUST NOT send further requests") is closed at once rather than lingered on for
+    up to 2 s: bytes it sends after the response meet a closed socket, which answers with a
+    reset, well before a lingering close would have ended."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(build_request("GET", "/hello", [("Connection", "close")]))
+        received = b""
+        while chunk := s.recv(65536):
+            received += chunk
+        assert received.endswith(b"hello world")
+        deadline = time.monotonic() + 1.0
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
+            while time.monotonic() < deadline:
+                s.sendall(b"x")
+                time.sleep(0.05)
+
+
+def test_a_close_the_client_did_not_ask_for_lingers(srv):
+    """A close the server decides on (here: an HTTP/1.0 keep-alive client gets a body with no
+    length, which only the close can end) may cross the client's next request, so it lingers:
+    what the client sends after the response is drained, never answered with a reset."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        received = b""
+        while chunk := s.recv(65536):
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 200 ")
+        assert b"content-length" not in received.lower()
+        for _ in range(10):  # 0.5 s, within the 2 s the close lingers
+            s.sendall(build_request("GET", "/hello"))
+            time.sleep(0.05)

@@ -98,12 +98,7 @@ pub fn write_head(
     keep_alive: bool,
 ) {
     let keep_alive = keep_alive && framing != ResponseFraming::CloseDelimited;
-    let mut size = 9 + head.status.len() + 2 + 37 + 2;
-    for (name, value) in &head.headers {
-        size += name.len() + value.len() + 4;
-    }
-    size += server.len() + 10 + 40 + 26;
-    dst.reserve(size);
+    dst.reserve(head_size_bound(head, server));
 
     dst.put_slice(b"HTTP/1.1 ");
     dst.put_slice(&head.status);
@@ -149,6 +144,17 @@ pub fn write_head(
         dst.put_slice(b"Connection: keep-alive\r\n");
     }
     dst.put_slice(b"\r\n");
+}
+
+/// At least the bytes [`write_head`] writes for `head` (status line, the app's headers, `Date`,
+/// `Server`, a framing header, `Connection`, the blank line), so a caller can reserve room for
+/// the head and what it appends after it in one allocation.
+pub fn head_size_bound(head: &ResponseHead, server: &[u8]) -> usize {
+    let mut size = 9 + head.status.len() + 2 + 37 + 2;
+    for (name, value) in &head.headers {
+        size += name.len() + value.len() + 4;
+    }
+    size + server.len() + 10 + 40 + 26
 }
 
 /// Writes a chunk-size line for `len` bytes (`len > 0`): lowercase hex, no extension, CRLF.

@@ -151,6 +151,11 @@ enum Next {
     /// pipelined bytes the client is still sending cannot turn the close into a reset that
     /// destroys the response in flight.
     Linger,
+    /// Like `Linger`, for a client that said it will send nothing more (`Connection: close`, or
+    /// HTTP/1.0 without keep-alive) and whose request was read to its end: the close lingers
+    /// only when the client sent more anyway (see [`Conn::sent_more`]); otherwise it is
+    /// immediate, as a well-behaved client's close is the common case.
+    LingerIfSentMore,
 }
 
 /// How [`Conn::serve`] ended.
@@ -301,7 +306,8 @@ impl Conn {
             match request.await {
                 Next::KeepAlive => {}
                 Next::Close => return Served::Done,
-                Next::Linger => {
+                Next::LingerIfSentMore if !self.sent_more() => return Served::Done,
+                Next::Linger | Next::LingerIfSentMore => {
                     // Boxed: lingering is rare next to idling, so its timers stay out of
                     // every connection's task.
                     Box::pin(self.linger()).await;
@@ -569,6 +575,19 @@ impl Conn {
         }
     }
 
+    /// Whether a client that said it sends no more requests sent more bytes anyway: bytes past
+    /// its request already read, or bytes waiting in the socket now (asked of the kernel, not of
+    /// the runtime's readiness, which may not have seen them yet). Closing with unread bytes
+    /// makes the kernel send a reset that can destroy the response in flight (RFC 9112 §9.6),
+    /// so those close in stages ([`Conn::linger`]); a client that sent nothing more is closed at
+    /// once, sparing two reads and a wake-up per connection (nginx's `lingering_close on` makes
+    /// the same call). Bytes sent after this check would meet a closed socket: RFC 9112 §9.6
+    /// forbids that ("A client that sends a "close" connection option MUST NOT send further
+    /// requests on that connection"). TLS always lingers (its close is a `close_notify`).
+    fn sent_more(&self) -> bool {
+        !self.buf.is_empty() || self.stream.bytes_may_wait()
+    }
+
     /// Half-closes, then reads and drops what the client still sends (bounded), so the kernel
     /// does not answer unread bytes with a reset that could destroy the response in flight
     /// (RFC 9112 §9.6: close in stages, "to avoid the TCP reset problem").
@@ -819,6 +838,8 @@ impl Conn {
         }
         if reuse {
             Next::KeepAlive
+        } else if !wants_keep_alive && reader.as_ref().is_none_or(|r| r.is_done()) {
+            Next::LingerIfSentMore
         } else {
             Next::Linger
         }

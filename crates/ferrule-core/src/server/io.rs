@@ -60,8 +60,8 @@ pub(crate) async fn read_some_timeout(
     }
 }
 
-/// Writes every byte of `bufs` (one `writev` per readiness), each wait for writability bounded
-/// by `limit`; returns once the transport has nothing queued (TLS records sent).
+/// Writes every byte of `bufs` (per readiness, one `send` for one piece, one `writev` for
+/// several), each wait for writability bounded by `limit`; returns once the transport has nothing queued (TLS records sent).
 pub(crate) async fn write_all(
     stream: &Stream,
     mut bufs: &mut [IoSlice<'_>],
@@ -69,7 +69,11 @@ pub(crate) async fn write_all(
 ) -> Result<(), IoFail> {
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
-        match stream.try_write_vectored(bufs) {
+        let written = match bufs {
+            [one] => stream.try_write(one),
+            _ => stream.try_write_vectored(bufs),
+        };
+        match written {
             Ok(0) => return Err(IoFail::Error(io::ErrorKind::WriteZero.into())),
             Ok(n) => IoSlice::advance_slices(&mut bufs, n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(stream, limit).await?,

@@ -35,6 +35,13 @@ use crate::http1::{RequestError, Version};
 /// write can empty it).
 const BATCH: usize = 16;
 
+/// Body bytes up to which one write's pieces are copied in after the head instead of gathered
+/// by reference, so the write is one `send` of one buffer. Measured on loopback here
+/// (`send` of head + body against `writev` of the two, system CPU per write): 13 bytes 4.7 against
+/// 5.0 µs, 1 KiB 5.1 against 5.2, 4 KiB 5.2 against 5.8, 16 KiB 6.1 against 5.7: past a few KiB
+/// the copy costs more than the gathering saves. Bigger bodies go out by reference, uncopied.
+const COALESCE_MAX: usize = 4096;
+
 /// How one response went.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Written {
@@ -285,6 +292,14 @@ impl Respond<'_> {
         let known = end.then_some(first.len() as u64);
         let (framing, keep) = self.framing(&head, app_content_length(&head), known);
         self.wbuf.clear();
+        // Room for a small first piece after the head (see `flush`), in the same allocation.
+        let body_room = if first.len() <= COALESCE_MAX {
+            first.len() + CHUNK_FRAMING_MAX
+        } else {
+            0
+        };
+        self.wbuf
+            .reserve(encode::head_size_bound(&head, self.server) + body_room);
         encode::write_head(self.wbuf, self.version, &head, framing, self.server, keep);
         let status = head.code;
         drop(head);
@@ -509,8 +524,14 @@ impl Respond<'_> {
     }
 }
 
+/// Framing bytes around one chunk at most: its size line (16 hex digits, CRLF), the CRLF after
+/// its data and the last chunk.
+const CHUNK_FRAMING_MAX: usize = 16 + 2 + CHUNK_END.len() + LAST_CHUNK.len();
+
 /// Writes what `wbuf` holds (a head, maybe), then `pieces` (as chunks when `chunked`), then the
-/// last chunk when `last`, in one gathered write; clears `wbuf`.
+/// last chunk when `last`, in one write; clears `wbuf`. Pieces that add up to at most
+/// [`COALESCE_MAX`] bytes are copied into `wbuf` (one buffer, one `send`); larger ones are
+/// gathered by reference (`writev`).
 async fn flush(
     stream: &Stream,
     wbuf: &mut BytesMut,
@@ -519,6 +540,24 @@ async fn flush(
     last: bool,
     timeout: Duration,
 ) -> Result<(), IoFail> {
+    if pieces.iter().map(Bytes::len).sum::<usize>() <= COALESCE_MAX {
+        for piece in pieces {
+            if chunked {
+                encode::write_chunk_header(wbuf, piece.len());
+            }
+            wbuf.put_slice(piece);
+            if chunked {
+                wbuf.put_slice(CHUNK_END);
+            }
+        }
+        if last {
+            wbuf.put_slice(LAST_CHUNK);
+        }
+        let mut iov = [IoSlice::new(wbuf)];
+        let r = write_all(stream, &mut iov, timeout).await;
+        wbuf.clear();
+        return r;
+    }
     let head_len = wbuf.len();
     let mut ends = [0usize; BATCH];
     if chunked {

@@ -112,7 +112,7 @@ impl Conn {
         };
         match self.exchange(head, Some(Box::new(view))).await {
             Next::Close => {}
-            Next::KeepAlive | Next::Linger => self.linger().await,
+            Next::KeepAlive | Next::Linger | Next::LingerIfSentMore => self.linger().await,
         }
     }
 
