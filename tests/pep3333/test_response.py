@@ -241,6 +241,18 @@ def test_bad_header_gives_500_and_log(ferrule_server, kind):
     srv.wait_for_log(r"(?i)header", since=mark)
 
 
+def test_a_refused_header_tuple_is_refused_every_time(ferrule_server):
+    # The extension remembers a header tuple (by object) once it passed the checks; the app's
+    # constant tuple that failed them must fail again each time it comes back, on the same thread.
+    srv = ferrule_server(RAW, "--threads", "1")
+    srv.errors_expected = True
+    for _ in range(3):
+        resp = request(srv, "/bad-header?h=crlf-value")
+        assert resp.status == 500, resp
+        assert resp.get("X-Injected") is None
+        assert request(srv, "/one-element").body == b"hello"
+
+
 @pytest.mark.parametrize(
     ("route", "word"),
     [("/body-str", "bytes"), ("/body-none", "iterable|None"), ("/sr-twice", "start_response"),

@@ -176,25 +176,7 @@ fn response_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRes
                 type_name(&item)
             )));
         };
-        if pair.len() != 2 {
-            return Err(PyTypeError::new_err(format!(
-                "each response header must be a (name, value) tuple, got {} items",
-                pair.len()
-            )));
-        }
-        let (name, value) = (pair.get_item(0)?, pair.get_item(1)?);
-        let (Ok(name), Ok(value)) = (name.cast::<PyString>(), value.cast::<PyString>()) else {
-            return Err(PyTypeError::new_err(format!(
-                "response header name and value must be str, not ({}, {})",
-                type_name(&name),
-                type_name(&value)
-            )));
-        };
-        let name_b = latin1_cache::encoded(name, latin1)
-            .map_err(|e| PyValueError::new_err(format!("response header name {name:?} {e}")))?;
-        let value_b = latin1_cache::encoded(value, latin1)
-            .map_err(|e| PyValueError::new_err(format!("response header {name:?}: value {e}")))?;
-        check_header(&name_b, &value_b).map_err(PyValueError::new_err)?;
+        let (name_b, value_b) = latin1_cache::checked_pair(pair, header_bytes)?;
         if name_b.eq_ignore_ascii_case(b"content-length") {
             if let Some(at) = content_length {
                 if out[at].1 != value_b {
@@ -213,6 +195,30 @@ fn response_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRes
         status,
         headers: out,
     })
+}
+
+/// The bytes of one `(name, value)` response header, checked (types, latin-1, [`check_header`]).
+fn header_bytes(pair: &Bound<'_, PyTuple>) -> PyResult<(Bytes, Bytes)> {
+    if pair.len() != 2 {
+        return Err(PyTypeError::new_err(format!(
+            "each response header must be a (name, value) tuple, got {} items",
+            pair.len()
+        )));
+    }
+    let (name, value) = (pair.get_item(0)?, pair.get_item(1)?);
+    let (Ok(name), Ok(value)) = (name.cast::<PyString>(), value.cast::<PyString>()) else {
+        return Err(PyTypeError::new_err(format!(
+            "response header name and value must be str, not ({}, {})",
+            type_name(&name),
+            type_name(&value)
+        )));
+    };
+    let name_b = latin1_cache::encoded(name, latin1)
+        .map_err(|e| PyValueError::new_err(format!("response header name {name:?} {e}")))?;
+    let value_b = latin1_cache::encoded(value, latin1)
+        .map_err(|e| PyValueError::new_err(format!("response header {name:?}: value {e}")))?;
+    check_header(&name_b, &value_b).map_err(PyValueError::new_err)?;
+    Ok((name_b, value_b))
 }
 
 /// Encodes a `str` as latin-1 (ISO-8859-1), refusing characters above U+00FF.
