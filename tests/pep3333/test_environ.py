@@ -191,6 +191,47 @@ def test_values_follow_each_request_on_one_thread(shared_server):
         assert (env.get("CONTENT_LENGTH") or {}).get("value") == (str(len(body)) if body else None)
 
 
+def test_header_keys_follow_each_request_on_one_thread(shared_server):
+    # One application thread: header names that come twice in a row get an environ template
+    # holding their HTTP_* keys (and repeated values); a request with other names, the same
+    # names in another order, fewer or more, must get exactly its own keys and values.
+    srv = shared_server(APP, "--threads", "1")
+    a = [("X-A", "1"), ("X-B", "2")]
+    steps = [
+        a, a, a,
+        [("X-A", "1"), ("X-B", "3")],
+        [("X-A", "9"), ("X-B", "3")],
+        [("X-B", "2"), ("X-A", "1")],
+        [("X-B", "2"), ("X-A", "1")],
+        [("X-A", "1")],
+        [("X-A", "1")],
+        [("X-A", "1"), ("X-B", "2"), ("X-C", "3")],
+        [("X-A", "1"), ("X-B", "2"), ("X-C", "3")],
+        [("x-a", "1"), ("x-b", "2")],
+        a,
+        [],
+        [],
+        a,
+        [("X-A", "1"), ("X-B", "2"), ("Content-Type", "text/x")],
+        [("X-A", "1"), ("X-B", "2"), ("Content-Type", "text/x")],
+        a,
+    ]
+    for headers in steps * 2:
+        with srv.client() as c:
+            c.send(build_request("GET", "/environ", headers, host="h.test"))
+            resp = c.read_response()
+        assert resp.status == 200, resp
+        env = resp.json()
+        got = {k: v["value"] for k, v in env.items() if k.startswith("HTTP_")}
+        want = {"HTTP_HOST": "h.test"}
+        want.update(
+            ("HTTP_" + n.upper().replace("-", "_"), v) for n, v in headers if n != "Content-Type"
+        )
+        assert got == want, headers
+        ctype = dict(headers).get("Content-Type")
+        assert (env.get("CONTENT_TYPE") or {}).get("value") == ctype, headers
+
+
 def test_raw_uri_and_request_uri(srv):
     target = "/environ?x=%41&y"
     env = environ_of(srv, target)

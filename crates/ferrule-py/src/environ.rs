@@ -26,16 +26,24 @@
 //! holds it and its dict is not written for that key at all (an insert costs ~190 instructions;
 //! a hello request now writes 3 keys of 16). A value that changes every request (a client
 //! port, a query string) is written into the request's dict only, never into the template.
+//!
+//! Header names repeat too: a client sends the same ones, in the same order, request after
+//! request. When a request's `HTTP_*` names are those of the one before, they get a template of
+//! their own (a [`HeaderSet`]: the CGI template plus those keys), and from then on a request with
+//! exactly those names, in that order, copies its keys with the dict and writes only the values
+//! that changed; its keys are matched by position, not looked up. Any other request uses the CGI
+//! template and writes its `HTTP_*` entries one by one.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::raw::c_char;
 
-use ferrule_core::environ::{cgi_variables, request_parts_forwarded, CgiKey, EnvKey};
+use ferrule_core::environ::{cgi_variables, request_parts_forwarded, CgiKey, EnvKey, EnvVar};
 use ferrule_core::exchange::ConnInfo;
 use ferrule_core::forwarded::ForwardedView;
 use ferrule_core::http1::RequestHead;
 use ferrule_core::short_bytes::{same_bytes, ShortBytes};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -52,7 +60,7 @@ const HTTP_KEY_CACHE: usize = 128;
 /// long query strings) are decoded every time.
 const LAST_VALUE_MAX: usize = 128;
 
-/// The slot of `wsgi.url_scheme` in [`EnvironBuilder::template_values`], after the CGI keys.
+/// The slot of `wsgi.url_scheme` in [`Template::values`], after the CGI keys.
 const SCHEME_SLOT: usize = CgiKey::ALL.len();
 
 /// Every bit of [`CgiKey::ALL`] set.
@@ -145,19 +153,112 @@ struct HeaderKey {
     last: LastValue,
 }
 
+/// The thread's cache of `HTTP_*` keys by name.
+type HttpKeys = HashMap<ShortBytes, HeaderKey, BuildHasherDefault<Fnv>>;
+
+/// A dict each request's environ starts as a copy of, and the value objects it holds.
+#[derive(Debug)]
+struct Template {
+    dict: Py<PyDict>,
+    /// The address of the value object `dict` holds for each CGI key, then for
+    /// `wsgi.url_scheme` (slot [`SCHEME_SLOT`]); 0: a placeholder or not known. See
+    /// [`put_templated`].
+    values: [usize; SCHEME_SLOT + 1],
+}
+
+impl Template {
+    fn new(dict: Py<PyDict>) -> Template {
+        Template {
+            dict,
+            values: [0; SCHEME_SLOT + 1],
+        }
+    }
+}
+
+/// A template that also holds one set of `HTTP_*` keys (names in request order). Clients send
+/// the same header names request after request (a benchmark's `Host`; a browser's dozen), so
+/// a request whose names are the set's copies its keys with the dict, and writes only the values
+/// that changed (an insert costs ~200 instructions; a repeated value none).
+#[derive(Debug)]
+struct HeaderSet {
+    template: Template,
+    fields: Vec<HeaderField>,
+}
+
+/// One `HTTP_*` entry of a [`HeaderSet`].
+#[derive(Debug)]
+struct HeaderField {
+    name: ShortBytes,
+    key: Py<PyString>,
+    last: LastValue,
+    /// As [`Template::values`], for this key.
+    recorded: usize,
+}
+
+impl HeaderSet {
+    /// A header set from `env`, a request's environ holding `names` (its `HTTP_*` names, in
+    /// order) and not yet its `wsgi.input`. `None` when a name is not in `http_keys` (the cache
+    /// was full).
+    fn new(
+        env: &Bound<'_, PyDict>,
+        names: &[ShortBytes],
+        http_keys: &HttpKeys,
+    ) -> PyResult<Option<HeaderSet>> {
+        let py = env.py();
+        let mut fields = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(cached) = http_keys.get(name) else {
+                return Ok(None);
+            };
+            fields.push(HeaderField {
+                name: name.clone(),
+                key: cached.key.clone_ref(py),
+                last: LastValue::default(),
+                recorded: 0,
+            });
+        }
+        Ok(Some(HeaderSet {
+            template: Template::new(env.copy()?.unbind()),
+            fields,
+        }))
+    }
+
+    /// Whether the request's `HTTP_*` names, in order, are this set's.
+    fn fits(&self, vars: &[EnvVar<'_>]) -> bool {
+        let mut fields = self.fields.iter();
+        for (key, _) in vars {
+            if let EnvKey::Http(name) = key {
+                match fields.next() {
+                    Some(field) if same_bytes(&field.name, name) => {}
+                    _ => return false,
+                }
+            }
+        }
+        fields.next().is_none()
+    }
+}
+
+/// Whether two lists of names are the same.
+fn same_names(a: &[ShortBytes], b: &[ShortBytes]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_bytes(a, b))
+}
+
 /// Per-thread environ builder.
 #[derive(Debug)]
 pub(crate) struct EnvironBuilder {
     /// Indexed by which optional keys the request has (bit `i` = `OPTIONAL_KEYS[i]`): every
     /// `wsgi.*` constant and CGI key, without the optional keys the request lacks.
-    templates: [Py<PyDict>; 4],
-    /// Per template, the address of the value object it holds for each CGI key, then for
-    /// `wsgi.url_scheme` (slot [`SCHEME_SLOT`]); 0: the placeholder. See [`put_templated`].
-    template_values: [[usize; SCHEME_SLOT + 1]; 4],
+    templates: [Template; 4],
+    /// Per variant, a template that also holds the `HTTP_*` keys of a header set that came
+    /// twice in a row (see [`HeaderSet`]).
+    header_sets: [Option<HeaderSet>; 4],
+    /// The variant and `HTTP_*` names of the last request its variant's header set did not
+    /// fit: the same again makes them that variant's header set.
+    candidate: (usize, Vec<ShortBytes>),
     cgi_keys: Vec<Py<PyString>>,
     /// Indexed like `cgi_keys`.
     cgi_last: Vec<LastValue>,
-    http_keys: HashMap<ShortBytes, HeaderKey, BuildHasherDefault<Fnv>>,
+    http_keys: HttpKeys,
     key_input: Py<PyString>,
     key_url_scheme: Py<PyString>,
     scheme_http: Py<PyString>,
@@ -202,10 +303,11 @@ impl EnvironBuilder {
             }
             Ok(dict.unbind())
         };
-        let templates = [variant(0)?, variant(1)?, variant(2)?, full.unbind()];
+        let templates = [variant(0)?, variant(1)?, variant(2)?, full.unbind()].map(Template::new);
         Ok(EnvironBuilder {
             templates,
-            template_values: [[0; SCHEME_SLOT + 1]; 4],
+            header_sets: [None, None, None, None],
+            candidate: (0, Vec::new()),
             cgi_keys: CgiKey::ALL
                 .iter()
                 .map(|k| PyString::intern(py, k.as_str()).unbind())
@@ -253,47 +355,76 @@ impl EnvironBuilder {
         // Bit `i` of the variant: the request has `OPTIONAL_KEYS[i]`.
         let variant = usize::from(set & OPTIONAL_BITS[0] != 0)
             | usize::from(set & OPTIONAL_BITS[1] != 0) << 1;
-        let env = self.templates[variant].bind(py).copy()?;
-        for (key, value) in vars {
-            match key {
-                EnvKey::Cgi(k) => {
-                    let k = k as usize;
-                    let (value, repeated) = self.cgi_last[k].get_repeated(py, &value)?;
-                    // The same value twice in a row is likely to stay: the template takes it
-                    // (a value that changes every time is not written twice).
-                    put_templated(
-                        &env,
-                        self.templates[variant].bind(py),
-                        &mut self.template_values[variant][k],
-                        self.cgi_keys[k].bind(py),
-                        &value,
-                        repeated,
-                    )?;
-                }
-                EnvKey::Http(name) => {
-                    let (key, value) = self.http_item(py, name, &value)?;
-                    set_item(&env, &key, &value)?;
-                }
-                // Rare (TLS, forwarded https): interned on the spot.
-                EnvKey::Other(name) => {
-                    set_item(&env, &PyString::intern(py, name), &latin1(py, &value)?)?;
-                }
-            }
-        }
         let scheme = if https {
             &self.scheme_https
         } else {
             &self.scheme_http
         };
-        // One of two objects this builder keeps: the template always takes it.
-        put_templated(
-            &env,
-            self.templates[variant].bind(py),
-            &mut self.template_values[variant][SCHEME_SLOT],
-            self.key_url_scheme.bind(py),
-            scheme.bind(py),
-            true,
-        )?;
+        let env = match &mut self.header_sets[variant] {
+            Some(set) if set.fits(&vars) => {
+                let template = &mut set.template;
+                let env = template.dict.bind(py).copy()?;
+                let mut fields = set.fields.iter_mut();
+                for (key, value) in vars {
+                    match key {
+                        EnvKey::Cgi(k) => {
+                            let k = k as usize;
+                            let last = &mut self.cgi_last[k];
+                            put_cgi(&env, template, k, &self.cgi_keys[k], last, &value)?;
+                        }
+                        EnvKey::Http(_) => {
+                            // `fits` saw one field per `HTTP_*` entry, in this order.
+                            let Some(field) = fields.next() else {
+                                return Err(PyRuntimeError::new_err("environ header set mismatch"));
+                            };
+                            let (value, repeated) = field.last.get_repeated(py, &value)?;
+                            put_templated(
+                                &env,
+                                template.dict.bind(py),
+                                &mut field.recorded,
+                                field.key.bind(py),
+                                &value,
+                                repeated,
+                            )?;
+                        }
+                        EnvKey::Other(name) => set_other(&env, name, &value)?,
+                    }
+                }
+                put_scheme(&env, template, &self.key_url_scheme, scheme)?;
+                env
+            }
+            _ => {
+                let template = &mut self.templates[variant];
+                let env = template.dict.bind(py).copy()?;
+                let mut names = Vec::new();
+                for (key, value) in vars {
+                    match key {
+                        EnvKey::Cgi(k) => {
+                            let k = k as usize;
+                            let last = &mut self.cgi_last[k];
+                            put_cgi(&env, template, k, &self.cgi_keys[k], last, &value)?;
+                        }
+                        EnvKey::Http(name) => {
+                            let (key, value) = http_item(&mut self.http_keys, py, &name, &value)?;
+                            set_item(&env, &key, &value)?;
+                            names.push(name);
+                        }
+                        EnvKey::Other(name) => set_other(&env, name, &value)?,
+                    }
+                }
+                put_scheme(&env, template, &self.key_url_scheme, scheme)?;
+                // The same names twice in a row: from now on they have a template of their own
+                // (this request's dict, before its `wsgi.input`, so the template holds no
+                // request's stream).
+                if self.candidate.0 == variant && same_names(&self.candidate.1, &names) {
+                    self.header_sets[variant] = HeaderSet::new(&env, &names, &self.http_keys)?;
+                    self.candidate.1.clear();
+                } else {
+                    self.candidate = (variant, names);
+                }
+                env
+            }
+        };
         set_item(&env, self.key_input.bind(py), input)?;
         // A key the request has no value for is absent: the template's placeholders never
         // reach the app. The optional keys are handled by the template variant; others (e.g.
@@ -308,37 +439,38 @@ impl EnvironBuilder {
         }
         Ok(env)
     }
+}
 
-    /// The key and value `str`s of one `HTTP_*` entry.
-    fn http_item<'py>(
-        &mut self,
-        py: Python<'py>,
-        name: ShortBytes,
-        value: &[u8],
-    ) -> PyResult<(Bound<'py, PyString>, Bound<'py, PyString>)> {
-        if let Some(cached) = self.http_keys.get_mut(&name) {
-            let value = cached.last.get(py, value)?;
-            return Ok((cached.key.bind(py).clone(), value));
-        }
-        // The core builds these keys from token characters (ASCII); anything else is not cached.
-        let Ok(text) = std::str::from_utf8(&name) else {
-            return Ok((latin1(py, &name)?, latin1(py, value)?));
-        };
-        let key = PyString::intern(py, text);
-        if self.http_keys.len() >= HTTP_KEY_CACHE {
-            return Ok((key, latin1(py, value)?));
-        }
-        let mut last = LastValue::default();
-        let value = last.get(py, value)?;
-        self.http_keys.insert(
-            name,
-            HeaderKey {
-                key: key.clone().unbind(),
-                last,
-            },
-        );
-        Ok((key, value))
+/// The key and value `str`s of one `HTTP_*` entry, the key from `http_keys` (added there when
+/// there is room).
+fn http_item<'py>(
+    http_keys: &mut HttpKeys,
+    py: Python<'py>,
+    name: &ShortBytes,
+    value: &[u8],
+) -> PyResult<(Bound<'py, PyString>, Bound<'py, PyString>)> {
+    if let Some(cached) = http_keys.get_mut(name) {
+        let value = cached.last.get(py, value)?;
+        return Ok((cached.key.bind(py).clone(), value));
     }
+    // The core builds these keys from token characters (ASCII); anything else is not cached.
+    let Ok(text) = std::str::from_utf8(name) else {
+        return Ok((latin1(py, name)?, latin1(py, value)?));
+    };
+    let key = PyString::intern(py, text);
+    if http_keys.len() >= HTTP_KEY_CACHE {
+        return Ok((key, latin1(py, value)?));
+    }
+    let mut last = LastValue::default();
+    let value = last.get(py, value)?;
+    http_keys.insert(
+        name.clone(),
+        HeaderKey {
+            key: key.clone().unbind(),
+            last,
+        },
+    );
+    Ok((key, value))
 }
 
 /// `env[key] = value` for a request's dict copied from `template`, skipped when the template
@@ -364,6 +496,57 @@ fn put_templated<V>(
         *recorded = addr;
     }
     Ok(())
+}
+
+/// CGI key `k` (`key`) of a request's environ copied from `template`: its `str` from `last`,
+/// written unless the template holds it, and into the template when it repeated.
+#[inline(always)]
+fn put_cgi(
+    env: &Bound<'_, PyDict>,
+    template: &mut Template,
+    k: usize,
+    key: &Py<PyString>,
+    last: &mut LastValue,
+    value: &[u8],
+) -> PyResult<()> {
+    let py = env.py();
+    let (value, repeated) = last.get_repeated(py, value)?;
+    // The same value twice in a row is likely to stay: the template takes it (a value that
+    // changes every time is not written twice).
+    put_templated(
+        env,
+        template.dict.bind(py),
+        &mut template.values[k],
+        key.bind(py),
+        &value,
+        repeated,
+    )
+}
+
+/// `wsgi.url_scheme`: one of two objects the builder keeps, so the template always takes it.
+#[inline(always)]
+fn put_scheme(
+    env: &Bound<'_, PyDict>,
+    template: &mut Template,
+    key: &Py<PyString>,
+    scheme: &Py<PyString>,
+) -> PyResult<()> {
+    let py = env.py();
+    put_templated(
+        env,
+        template.dict.bind(py),
+        &mut template.values[SCHEME_SLOT],
+        key.bind(py),
+        scheme.bind(py),
+        true,
+    )
+}
+
+/// An entry with neither a CGI nor an `HTTP_*` key (TLS, forwarded https): rare, so its key is
+/// interned on the spot.
+fn set_other(env: &Bound<'_, PyDict>, name: &str, value: &[u8]) -> PyResult<()> {
+    let py = env.py();
+    set_item(env, &PyString::intern(py, name), &latin1(py, value)?)
 }
 
 /// `env[key] = value`, straight through the C API (the values are already Python objects).
