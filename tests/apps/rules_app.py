@@ -17,6 +17,8 @@ Routes:
   /keep-callables   keeps this request's start_response and write() in KEPT
   /use-kept         calls the kept write() and start_response(), answers what each did: an earlier
                     request's callables must never reach this one
+  /keep-write       keeps only this request's write() in KEPT_WRITE
+  /use-kept-write   calls start_response, then the kept write(), answers what the write did
   /fresh?V          status reason, a header name and a header value built for this request from V
                     (new str objects each time, next to constant ones): each response must carry
                     its own request's strings
@@ -120,6 +122,26 @@ def _use_kept(environ, start_response):
     return [" ".join(outcomes).encode()]
 
 
+KEPT_WRITE: list = []
+
+
+def _keep_write(environ, start_response):
+    KEPT_WRITE[:] = [start_response("200 OK", list(TEXT))]
+    return [b"kept"]
+
+
+def _use_kept_write(environ, start_response):
+    # This request's head is stored first: a kept write() that reached this request would
+    # send its bytes as this response's body.
+    start_response("200 OK", list(TEXT))
+    try:
+        KEPT_WRITE[0](b"LEAK")
+        outcome = "ok"
+    except Exception as e:  # noqa: BLE001 - the test reads which exception it was
+        outcome = type(e).__name__
+    return [outcome.encode()]
+
+
 def _fresh(environ, start_response):
     v = environ["QUERY_STRING"]
     status = "200 " + "reason-" + v
@@ -141,6 +163,8 @@ ROUTES = {
     "/fresh": _fresh,
     "/keep-callables": _keep_callables,
     "/use-kept": _use_kept,
+    "/keep-write": _keep_write,
+    "/use-kept-write": _use_kept_write,
 }
 
 

@@ -64,8 +64,12 @@ impl Spares {
         responder: Responder,
     ) -> (Arc<Sender>, Option<Py<StartResponse>>) {
         if let Some((start_response, sender)) = self.start_response.take() {
-            // Ours and the one inside `start_response`: nobody else's.
-            if Arc::strong_count(&sender) == 2 && sole_reference(start_response.bind(py)) {
+            // Ours, and those inside `start_response` and its `write`: nobody else's.
+            let start = start_response.bind(py);
+            if Arc::strong_count(&sender) == 3
+                && sole_reference(start)
+                && sole_reference(start.get().write().bind(py))
+            {
                 sender.renew(responder);
                 return (sender, Some(start_response));
             }

@@ -58,11 +58,25 @@ const HOP_BY_HOP: [&str; 9] = [
 #[derive(Debug)]
 pub(crate) struct StartResponse {
     sender: Arc<Sender>,
+    /// The `write` callable every call returns: made once with this object (it writes through
+    /// the same sender), so a call creates no object.
+    write: Py<Write>,
 }
 
 impl StartResponse {
-    pub(crate) fn new(sender: Arc<Sender>) -> StartResponse {
-        StartResponse { sender }
+    pub(crate) fn new(py: Python<'_>, sender: Arc<Sender>) -> PyResult<StartResponse> {
+        let write = Py::new(
+            py,
+            Write {
+                sender: Arc::clone(&sender),
+            },
+        )?;
+        Ok(StartResponse { sender, write })
+    }
+
+    /// The `write` callable every call returns.
+    pub(crate) fn write(&self) -> &Py<Write> {
+        &self.write
     }
 }
 
@@ -74,7 +88,7 @@ impl StartResponse {
         status: &Bound<'_, PyAny>,
         headers: &Bound<'_, PyAny>,
         exc_info: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Write> {
+    ) -> PyResult<Py<Write>> {
         let exc_value = match exc_info {
             Some(info) if !info.is_none() => {
                 let value = info.get_item(1)?;
@@ -94,9 +108,7 @@ impl StartResponse {
         }
         let head = response_head(status, headers)?;
         match self.sender.store_head(head, exc_value.is_some()) {
-            Ok(()) => Ok(Write {
-                sender: Arc::clone(&self.sender),
-            }),
+            Ok(()) => Ok(self.write.clone_ref(status.py())),
             Err(Phase::HeadSent | Phase::Done) => Err(PyRuntimeError::new_err(
                 "start_response() called after the response headers were sent, without exc_info",
             )),

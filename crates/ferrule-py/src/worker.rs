@@ -134,7 +134,7 @@ fn serve_one(
     };
     let start_response = match start_response {
         Some(reused) => reused.into_bound(py),
-        None => match Bound::new(py, StartResponse::new(Arc::clone(sender))) {
+        None => match StartResponse::new(py, Arc::clone(sender)).and_then(|s| Bound::new(py, s)) {
             Ok(start_response) => start_response,
             Err(e) => {
                 give_up(e, "create start_response");
