@@ -11,7 +11,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use ferrule_core::exchange::{Job, JobReceiver, Request};
+use ferrule_core::exchange::{Job, JobReceiver, Request, RequestBody};
 use ferrule_core::http1::RequestHead;
 use ferrule_core::supervise::Recycler;
 
@@ -97,17 +97,19 @@ fn serve_one(
     app: &Bound<'_, PyAny>,
     env: &mut EnvironBuilder,
     spares: &mut Spares,
-    request: Request,
+    mut request: Box<Request>,
     sender: &Arc<Sender>,
     start_response: Option<Py<StartResponse>>,
 ) {
+    // Used in place: moving the fields out of the box would copy the whole request.
+    let body = std::mem::replace(&mut request.body, RequestBody::Empty);
     let Request {
         head,
-        body,
         conn,
         forwarded,
-    } = request;
-    let request_line = || RequestHead::summary(&head);
+        ..
+    } = &*request;
+    let request_line = || RequestHead::summary(head);
     // A step before the app failed: logged, answered 500, the request is over.
     let give_up = |e: PyErr, what: &str| {
         log_exception(py, &e, &format!("cannot {what} for {}", request_line()));
@@ -120,7 +122,7 @@ fn serve_one(
             return;
         }
     };
-    let environ = match env.build(py, &head, &conn, forwarded.as_deref(), &input) {
+    let environ = match env.build(py, head, conn, forwarded.as_deref(), &input) {
         Ok(environ) => environ,
         Err(e) => {
             give_up(e, "build the environ");

@@ -736,12 +736,12 @@ impl Conn {
             self.refuse_with(RequestError::QueueFull).await;
             return Next::Close;
         }
-        let request = Request {
+        let request = Box::new(Request {
             head,
             body,
             conn: self.info.clone(),
             forwarded,
-        };
+        });
         // With a queue timeout, the job can be withdrawn while no thread has taken it.
         let Ok((mut rx, claim)) = shared.hand_off(request, filter, static_part) else {
             self.refuse(503, "Service Unavailable").await;

@@ -517,12 +517,12 @@ async fn exchange(
     };
     let is_head = head.is_head();
     let log_head = shared.access.as_ref().map(|_| head.clone());
-    let request = Request {
+    let request = Box::new(Request {
         head,
         body,
         conn: cx.info.clone(),
         forwarded,
-    };
+    });
     let Ok((mut rx, claim)) = shared.hand_off(request, filter, static_part) else {
         crate::metrics::global().request_refused(503);
         return error_response(shared, peer, 503, "Service Unavailable", None);

@@ -47,7 +47,7 @@ impl Shared {
     /// it always fits) and the request is dropped. A refusal names the request's client.
     pub(crate) fn hand_off(
         &self,
-        request: Request,
+        request: Box<Request>,
         filter: Filter,
         static_part: Option<ResponsePart>,
     ) -> Result<(PartReceiver, Option<QueueClaim>), NoAppThreads> {
