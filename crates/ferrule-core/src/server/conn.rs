@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use super::access::PeerLabel;
 use super::body::{BodyFail, BodyReader, Buffered, FeedEnd};
 use super::idle::{Expiry, IdleSlot, Wait};
-use super::io::{read_some, write_all};
+use super::io::{make_room, read_some, write_all};
 use super::respond::{error_response_retry, Respond, Written};
 use super::stream::Stream;
 use super::Shared;
@@ -524,7 +524,7 @@ impl Conn {
                     }
                 }
             }
-            self.buf.reserve(HEAD_READ);
+            make_room(&mut self.buf, HEAD_READ);
             match self.stream.try_read_buf(&mut self.buf) {
                 Ok(0) => return Idle::Close,
                 Ok(_) => return Idle::Request,

@@ -23,7 +23,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::watch;
 
-use super::io::{write_all, IoFail};
+use super::io::{make_room, write_all, IoFail};
 use super::sendfile::send_file;
 use crate::exchange::{FileBody, PartReceiver, ResponseHead, ResponsePart};
 use crate::http1::encode::{
@@ -298,8 +298,10 @@ impl Respond<'_> {
         } else {
             0
         };
-        self.wbuf
-            .reserve(encode::head_size_bound(&head, self.server) + body_room);
+        make_room(
+            self.wbuf,
+            encode::head_size_bound(&head, self.server) + body_room,
+        );
         encode::write_head(self.wbuf, self.version, &head, framing, self.server, keep);
         let status = head.code;
         drop(head);
