@@ -411,8 +411,9 @@ impl Conn {
     /// the connection is done (the reason was logged and, when the client must hear it,
     /// answered).
     async fn read_head(&mut self) -> Option<RequestHead> {
-        // The header timeout runs from the first byte of this request (bytes are buffered now).
-        let deadline = crate::clock::coarse_now() + self.shared.config.header_read();
+        // The header timeout runs from the first byte of this request (bytes are buffered now);
+        // read only once a read is needed: a head that came whole needs no deadline.
+        let mut deadline = None;
         loop {
             match parse_head(&mut self.buf, &self.shared.limits) {
                 Ok(Parsed::Complete(head)) => return Some(head),
@@ -423,6 +424,9 @@ impl Conn {
                     return None;
                 }
             }
+            let deadline = *deadline.get_or_insert_with(|| {
+                crate::clock::coarse_now() + self.shared.config.header_read()
+            });
             match self
                 .read_more(deadline, "the client closed the connection mid-head")
                 .await

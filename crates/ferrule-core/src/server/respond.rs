@@ -1,6 +1,7 @@
 //! Writing the application's response (RFC 9112 §6, §7.1): the head with the framing chosen by
 //! [`encode::response_framing`], then the body as the [`ResponsePart`]s arrive, gathering what
-//! is already queued into one `writev` (head + first chunk go out together).
+//! is already queued into one write (head + first chunk go out together): copied into one
+//! buffer for a `send` when small ([`COALESCE_MAX`]), gathered by reference for a `writev`.
 //!
 //! Rules enforced here:
 //! - A declared `Content-Length` is a promise (RFC 9112 §6.2, §8: "a message is incomplete if
