@@ -198,7 +198,9 @@ def test_header_keys_follow_each_request_on_one_thread(shared_server):
     srv = shared_server(APP, "--threads", "1")
     a = [("X-A", "1"), ("X-B", "2")]
     steps = [
-        a, a, a,
+        a,
+        a,
+        a,
         [("X-A", "1"), ("X-B", "3")],
         [("X-A", "9"), ("X-B", "3")],
         [("X-B", "2"), ("X-A", "1")],

@@ -40,22 +40,6 @@ def test_write_only(rules):
     assert (resp.status, resp.body) == (200, b"all")
 
 
-def test_a_kept_write_callable_never_reaches_a_later_response(shared_server):
-    # Each start_response returns one write callable made with it, and both are reused for the
-    # thread's next request only when the app kept neither: a kept write() stays bound to its
-    # own, ended request, even when the app dropped that request's start_response.
-    srv = shared_server(RULES, "--threads", "1")
-    with srv.client() as c:
-        c.send(build_request("GET", "/keep-write"))
-        assert c.read_response().body == b"kept"
-        for _ in range(3):
-            c.send(build_request("GET", "/use-kept-write"))
-            resp = c.read_response()
-            assert resp.status == 200
-            assert resp.body == b"RuntimeError"
-            assert b"LEAK" not in resp.raw_head + resp.body
-
-
 def test_fresh_status_and_header_strings_are_never_mixed_up(rules):
     # The extension remembers the bytes of the str objects an app passes to start_response
     # (by object); strings built per request must each be read anew.
@@ -72,18 +56,26 @@ def test_fresh_status_and_header_strings_are_never_mixed_up(rules):
             assert resp.body == v.encode()
 
 
-def test_an_earlier_requests_callables_never_reach_a_later_response(shared_server):
-    # The extension reuses a request's start_response (and what backs write()) for the next
-    # request only when the app kept neither: kept ones stay bound to their own, ended request.
+@pytest.mark.parametrize(
+    ("keep", "use", "outcome"),
+    [("/keep-callables", "/use-kept", b"RuntimeError RuntimeError"),
+     ("/keep-write", "/use-kept-write", b"RuntimeError")],
+)  # fmt: skip
+def test_an_earlier_requests_callables_never_reach_a_later_response(
+    shared_server, keep, use, outcome
+):
+    # The extension reuses a request's start_response and the write() made with it for the
+    # thread's next request only when the app kept neither: kept ones stay bound to their own,
+    # ended request, also when the app kept only write().
     srv = shared_server(RULES, "--threads", "1")
     with srv.client() as c:
-        c.send(build_request("GET", "/keep-callables"))
+        c.send(build_request("GET", keep))
         assert c.read_response().body == b"kept"
         for _ in range(3):
-            c.send(build_request("GET", "/use-kept"))
+            c.send(build_request("GET", use))
             resp = c.read_response()
             assert resp.status == 200
-            assert resp.body == b"RuntimeError RuntimeError"
+            assert resp.body == outcome
             assert b"LEAK" not in resp.raw_head + resp.body
 
 

@@ -360,71 +360,59 @@ impl EnvironBuilder {
         } else {
             &self.scheme_http
         };
-        let env = match &mut self.header_sets[variant] {
-            Some(set) if set.fits(&vars) => {
-                let template = &mut set.template;
-                let env = template.dict.bind(py).copy()?;
-                let mut fields = set.fields.iter_mut();
-                for (key, value) in vars {
-                    match key {
-                        EnvKey::Cgi(k) => {
-                            let k = k as usize;
-                            let last = &mut self.cgi_last[k];
-                            put_cgi(&env, template, k, &self.cgi_keys[k], last, &value)?;
-                        }
-                        EnvKey::Http(_) => {
-                            // `fits` saw one field per `HTTP_*` entry, in this order.
-                            let Some(field) = fields.next() else {
-                                return Err(PyRuntimeError::new_err("environ header set mismatch"));
-                            };
-                            let (value, repeated) = field.last.get_repeated(py, &value)?;
-                            put_templated(
-                                &env,
-                                template.dict.bind(py),
-                                &mut field.recorded,
-                                field.key.bind(py),
-                                &value,
-                                repeated,
-                            )?;
-                        }
-                        EnvKey::Other(name) => set_other(&env, name, &value)?,
-                    }
-                }
-                put_scheme(&env, template, &self.key_url_scheme, scheme)?;
-                env
-            }
-            _ => {
-                let template = &mut self.templates[variant];
-                let env = template.dict.bind(py).copy()?;
-                let mut names = Vec::new();
-                for (key, value) in vars {
-                    match key {
-                        EnvKey::Cgi(k) => {
-                            let k = k as usize;
-                            let last = &mut self.cgi_last[k];
-                            put_cgi(&env, template, k, &self.cgi_keys[k], last, &value)?;
-                        }
-                        EnvKey::Http(name) => {
-                            let (key, value) = http_item(&mut self.http_keys, py, &name, &value)?;
-                            set_item(&env, &key, &value)?;
-                            names.push(name);
-                        }
-                        EnvKey::Other(name) => set_other(&env, name, &value)?,
-                    }
-                }
-                put_scheme(&env, template, &self.key_url_scheme, scheme)?;
-                // The same names twice in a row: from now on they have a template of their own
-                // (this request's dict, before its `wsgi.input`, so the template holds no
-                // request's stream).
-                if self.candidate.0 == variant && same_names(&self.candidate.1, &names) {
-                    self.header_sets[variant] = HeaderSet::new(&env, &names, &self.http_keys)?;
-                    self.candidate.1.clear();
-                } else {
-                    self.candidate = (variant, names);
-                }
-                env
-            }
+        // The request's header names are those of the variant's header set: its template, and
+        // its fields in order for the `HTTP_*` entries. Otherwise the CGI template.
+        let (template, mut fields) = match &mut self.header_sets[variant] {
+            Some(set) if set.fits(&vars) => (&mut set.template, Some(set.fields.iter_mut())),
+            _ => (&mut self.templates[variant], None),
         };
+        let env = template.dict.bind(py).copy()?;
+        // Without a header set: the `HTTP_*` names, to make one if the next request repeats them.
+        let mut names = Vec::new();
+        for (key, value) in vars {
+            match key {
+                EnvKey::Cgi(k) => {
+                    let k = k as usize;
+                    let last = &mut self.cgi_last[k];
+                    put_cgi(&env, template, k, &self.cgi_keys[k], last, &value)?;
+                }
+                EnvKey::Http(name) => match fields.as_mut() {
+                    Some(fields) => {
+                        // `fits` saw one field per `HTTP_*` entry, in this order.
+                        let Some(field) = fields.next() else {
+                            return Err(PyRuntimeError::new_err("environ header set mismatch"));
+                        };
+                        let (value, repeated) = field.last.get_repeated(py, &value)?;
+                        put_templated(
+                            &env,
+                            template.dict.bind(py),
+                            &mut field.recorded,
+                            field.key.bind(py),
+                            &value,
+                            repeated,
+                        )?;
+                    }
+                    None => {
+                        let (key, value) = http_item(&mut self.http_keys, py, &name, &value)?;
+                        set_item(&env, &key, &value)?;
+                        names.push(name);
+                    }
+                },
+                EnvKey::Other(name) => set_other(&env, name, &value)?,
+            }
+        }
+        put_scheme(&env, template, &self.key_url_scheme, scheme)?;
+        if fields.is_none() {
+            // The same names twice in a row: from now on they have a template of their own
+            // (this request's dict, before its `wsgi.input`, so the template holds no request's
+            // stream).
+            if self.candidate.0 == variant && same_names(&self.candidate.1, &names) {
+                self.header_sets[variant] = HeaderSet::new(&env, &names, &self.http_keys)?;
+                self.candidate.1.clear();
+            } else {
+                self.candidate = (variant, names);
+            }
+        }
         set_item(&env, self.key_input.bind(py), input)?;
         // A key the request has no value for is absent: the template's placeholders never
         // reach the app. The optional keys are handled by the template variant; others (e.g.
