@@ -19,8 +19,8 @@ use crate::start_response::StartResponse;
 pub(crate) struct Spares {
     /// Emptied when kept: an idle thread does not hold on to the last request's body.
     input: Option<Py<Input>>,
-    /// A `start_response` and the sender inside it.
-    start_response: Option<(Py<StartResponse>, Arc<Sender>)>,
+    /// A `start_response` (with its sender and `write` callable).
+    start_response: Option<Py<StartResponse>>,
 }
 
 impl Spares {
@@ -63,27 +63,25 @@ impl Spares {
         py: Python<'_>,
         responder: Responder,
     ) -> (Arc<Sender>, Option<Py<StartResponse>>) {
-        if let Some((start_response, sender)) = self.start_response.take() {
-            // Ours, and those inside `start_response` and its `write`: nobody else's.
+        if let Some(start_response) = self.start_response.take() {
             let start = start_response.bind(py);
-            if Arc::strong_count(&sender) == 3
-                && sole_reference(start)
-                && sole_reference(start.get().write().bind(py))
+            let kept = start.get();
+            // The sender is held by `start_response` and its `write` only: nobody else's.
+            if sole_reference(start)
+                && sole_reference(kept.write().bind(py))
+                && Arc::strong_count(kept.sender()) == 2
             {
-                sender.renew(responder);
+                kept.sender().renew(responder);
+                let sender = Arc::clone(kept.sender());
                 return (sender, Some(start_response));
             }
         }
         (Sender::new(responder), None)
     }
 
-    /// Keeps a request's `start_response` and its `sender` for [`Spares::sender`].
-    pub(crate) fn keep_start_response(
-        &mut self,
-        start_response: Bound<'_, StartResponse>,
-        sender: &Arc<Sender>,
-    ) {
-        self.start_response = Some((start_response.unbind(), Arc::clone(sender)));
+    /// Keeps a request's `start_response` for [`Spares::sender`].
+    pub(crate) fn keep_start_response(&mut self, start_response: Bound<'_, StartResponse>) {
+        self.start_response = Some(start_response.unbind());
     }
 }
 

@@ -78,6 +78,11 @@ impl StartResponse {
     pub(crate) fn write(&self) -> &Py<Write> {
         &self.write
     }
+
+    /// The sender this object and its `write` answer through.
+    pub(crate) fn sender(&self) -> &Arc<Sender> {
+        &self.sender
+    }
 }
 
 #[pymethods]

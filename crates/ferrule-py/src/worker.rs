@@ -173,5 +173,5 @@ fn serve_one(
     }
     // Nothing else holds them once the app let go of the environ: the next request reuses them.
     spares.keep_input(input);
-    spares.keep_start_response(start_response, sender);
+    spares.keep_start_response(start_response);
 }

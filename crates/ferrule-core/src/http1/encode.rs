@@ -88,7 +88,8 @@ pub fn response_framing(input: &FramingInput) -> ResponseFraming {
 /// not give one, and `Connection: close` / `Connection: keep-alive` as needed; ends with CRLF CRLF.
 ///
 /// `version` is the request's version. A [`ResponseFraming::CloseDelimited`] body always gets
-/// `Connection: close`, whatever `keep_alive` says.
+/// `Connection: close`, whatever `keep_alive` says. The caller sizes `dst` ([`head_size_bound`],
+/// with room for what it appends after the head), so the head is sized once per response.
 pub fn write_head(
     dst: &mut BytesMut,
     version: Version,
@@ -98,7 +99,6 @@ pub fn write_head(
     keep_alive: bool,
 ) {
     let keep_alive = keep_alive && framing != ResponseFraming::CloseDelimited;
-    dst.reserve(head_size_bound(head, server));
 
     dst.put_slice(b"HTTP/1.1 ");
     dst.put_slice(&head.status);

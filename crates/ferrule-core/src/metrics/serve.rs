@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use super::Snapshot;
 use crate::exchange::ResponseHead;
-use crate::http1::encode::{write_head, ResponseFraming};
+use crate::http1::encode::{head_size_bound, write_head, ResponseFraming};
 use crate::http1::{parse_head, HeadLimits, Parsed, RequestHead, Version};
 
 /// The `/status` page.
@@ -159,7 +159,7 @@ pub(crate) fn respond(head: Option<&RequestHead>, page: &dyn Fn(Page) -> String)
     } else {
         ResponseFraming::Length(body.len() as u64)
     };
-    let mut out = BytesMut::new();
+    let mut out = BytesMut::with_capacity(head_size_bound(&response, b"ferrule") + body.len());
     write_head(
         &mut out,
         Version::Http11,

@@ -436,6 +436,7 @@ impl Respond<'_> {
         let (framing, keep) = self.framing(&head, app_len, Some(available));
         let status = head.code;
         self.wbuf.clear();
+        make_room(self.wbuf, encode::head_size_bound(&head, self.server));
         encode::write_head(self.wbuf, self.version, &head, framing, self.server, keep);
         drop(head);
         let count = match framing {

@@ -121,9 +121,7 @@ impl Stream {
             Stream::Unix(_) => return super::io::read_some(self, buf, reserve).await,
         };
         loop {
-            if buf.capacity() - buf.len() < reserve {
-                buf.reserve(reserve);
-            }
+            super::io::make_room(buf, reserve);
             match tcp.try_read_buf(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => tcp.readable().await?,
                 r => return r,
