@@ -4,8 +4,10 @@ Starts `ferrule APP` under `valgrind --tool=callgrind` (with the Python of the v
 --python, default benchmarks/.venv), sends --warmup keep-alive requests, zeroes the counters,
 sends exactly --requests requests over --connections connections (one in flight each), dumps
 the counters and prints Ir/request, then the top functions (inclusive) from callgrind_annotate.
+With --atomics, also the atomic read-modify-write instructions per request (`atomics.py`),
+which cost far more than their count says.
 
-    benchmarks/.venv/bin/python benchmarks/callgrind.py [--app benchmarks/apps/hello.py]
+    benchmarks/.venv/bin/python benchmarks/callgrind.py [--app benchmarks/apps/hello.py] [--atomics]
 
 Method and results: docs/architecture.md "Where the time goes (hello)".
 """
@@ -21,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import atomics
 
 HERE = Path(__file__).resolve().parent
 #: The requests --request picks from: a minimal client's, and what a desktop browser sends for a
@@ -102,6 +106,11 @@ def main() -> None:
     ap.add_argument(
         "--server", choices=["ferrule", "bjoern"], default="ferrule", help="whose instructions"
     )
+    ap.add_argument(
+        "--atomics",
+        action="store_true",
+        help="also count atomic read-modify-write instructions per request (atomics.py)",
+    )
     args = ap.parse_args()
     request = REQUESTS[args.request]
 
@@ -114,6 +123,7 @@ def main() -> None:
         "--tool=callgrind",
         f"--callgrind-out-file={out}",
         "--collect-atstart=yes",
+        *(["--dump-instr=yes"] if args.atomics else []),
         # The command re-executes itself as `python -m ferrule.lean` (same pid): follow it.
         "--trace-children=yes",
         args.python,
@@ -186,6 +196,8 @@ def main() -> None:
     for line in rows[: args.top]:
         ir = int(line.split()[0].replace(",", ""))
         print(f"{ir / args.requests:10,.0f}  {line.split(None, 2)[-1][:150]}")
+    if args.atomics:
+        atomics.report(dump, args.requests, args.top)
 
 
 if __name__ == "__main__":

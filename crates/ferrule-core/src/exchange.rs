@@ -29,6 +29,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::head_bytes::HeadBytes;
 use crate::http1::{RequestError, RequestHead};
 
 /// How many response parts may wait between an application thread and its connection before the
@@ -205,10 +206,10 @@ pub struct ResponseHead {
     pub code: u16,
     /// The full status as the app gave it, e.g. `b"200 OK"` (validated by the binding: three
     /// digits, a space, a reason without CR/LF).
-    pub status: Bytes,
+    pub status: HeadBytes,
     /// Header names and values in the app's order and case, validated by the binding (latin-1,
     /// no CR/LF/NUL, no hop-by-hop names).
-    pub headers: Vec<(Bytes, Bytes)>,
+    pub headers: Vec<(HeadBytes, HeadBytes)>,
 }
 
 /// A file the application handed back through `wsgi.file_wrapper`, streamed by Rust.
@@ -344,25 +345,71 @@ impl Responder {
             // before releasing the lock we now hold.
             return Route::Rest(part);
         };
+        let (route, rest) = Responder::first_through(tx, part);
+        if let Some(rest) = rest {
+            // Under the lock, so no other call can have set it.
+            let _ = self.rest.set(rest);
+        }
+        route
+    }
+
+    /// Sends the first part through the one-shot slot `tx`; a part that does not end the
+    /// response brings the receiver of a new channel for the rest, whose sender is returned.
+    fn first_through(
+        tx: oneshot::Sender<FirstPart>,
+        part: ResponsePart,
+    ) -> (Route, Option<mpsc::Sender<ResponsePart>>) {
         if part.ends_response() {
             return match tx.send(FirstPart { part, rest: None }) {
-                Ok(()) => Route::Sent,
-                Err(_) => Route::Gone,
+                Ok(()) => (Route::Sent, None),
+                Err(_) => (Route::Gone, None),
             };
         }
         let (rest_tx, rest_rx) = mpsc::channel(RESPONSE_CHANNEL_PARTS);
-        if tx
-            .send(FirstPart {
-                part,
-                rest: Some(rest_rx),
-            })
-            .is_err()
-        {
-            return Route::Gone;
+        match tx.send(FirstPart {
+            part,
+            rest: Some(rest_rx),
+        }) {
+            Ok(()) => (Route::Sent, Some(rest_tx)),
+            Err(_) => (Route::Gone, None),
         }
-        // Under the lock, so no other call can have set it.
-        let _ = self.rest.set(rest_tx);
-        Route::Sent
+    }
+
+    /// [`Responder::try_send`] through `&mut self`: the one-shot slot is reached without its
+    /// lock (no atomic operation; the binding calls this under its own response lock).
+    pub fn try_send_mut(&mut self, part: ResponsePart) -> Result<(), TrySendError> {
+        use tokio::sync::mpsc::error::TrySendError as E;
+        if self.rest.get().is_none() {
+            let slot = self
+                .first
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(tx) = slot.take() {
+                return match Responder::first_through(tx, part) {
+                    (Route::Sent, rest) => {
+                        if let Some(rest) = rest {
+                            let _ = self.rest.set(rest);
+                        }
+                        Ok(())
+                    }
+                    _ => Err(TrySendError::Gone),
+                };
+            }
+        }
+        match self.rest.get() {
+            Some(tx) => tx.try_send(part).map_err(|e| match e {
+                E::Full(part) => TrySendError::Full(part),
+                E::Closed(_) => TrySendError::Gone,
+            }),
+            None => Err(TrySendError::Gone),
+        }
+    }
+
+    /// A handle on the channel of the parts after the first, to block on while the
+    /// responder's owner lets go of it ([`PartSender::send`]); `None` before the first part
+    /// went out or once the response ended through the slot.
+    pub fn part_sender(&self) -> Option<PartSender> {
+        self.rest.get().cloned().map(PartSender)
     }
 
     /// Sends one part; blocks while the connection's buffer is full (call with the GIL released).
@@ -486,6 +533,19 @@ impl PartReceiver {
             Stage::Rest(rx) => rx.try_recv(),
             Stage::Done => Err(TryRecvError::Disconnected),
         }
+    }
+}
+
+/// The channel of a response's parts after the first, held apart from its [`Responder`] so a
+/// full channel can be waited on without the lock the responder is kept under.
+#[derive(Debug)]
+pub struct PartSender(mpsc::Sender<ResponsePart>);
+
+impl PartSender {
+    /// Sends one part, blocking while the channel is full (call with the GIL released; not
+    /// from an async context).
+    pub fn send(&self, part: ResponsePart) -> Result<(), ClientGone> {
+        self.0.blocking_send(part).map_err(|_| ClientGone)
     }
 }
 
@@ -687,7 +747,7 @@ mod tests {
     fn head() -> ResponseHead {
         ResponseHead {
             code: 200,
-            status: Bytes::from_static(b"200 OK"),
+            status: HeadBytes::from_static(b"200 OK"),
             headers: Vec::new(),
         }
     }

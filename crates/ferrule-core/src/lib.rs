@@ -7,6 +7,7 @@ pub mod config;
 pub mod environ;
 pub mod exchange;
 pub mod forwarded;
+pub mod head_bytes;
 pub mod http1;
 pub mod log;
 pub mod metrics;

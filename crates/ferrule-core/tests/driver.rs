@@ -19,6 +19,7 @@ use ferrule_core::config::ServerConfig;
 use ferrule_core::exchange::{
     job_queue, ClientGone, FileBody, Job, RequestBody, ResponseHead, ResponsePart,
 };
+use ferrule_core::head_bytes::HeadBytes;
 use ferrule_core::server::{Server, ShutdownHandle};
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,13 +44,13 @@ fn head(code: u16, headers: &[(&str, &str)]) -> ResponseHead {
     };
     ResponseHead {
         code,
-        status: Bytes::from(status),
+        status: HeadBytes::from(status),
         headers: headers
             .iter()
             .map(|(n, v)| {
                 (
-                    Bytes::copy_from_slice(n.as_bytes()),
-                    Bytes::copy_from_slice(v.as_bytes()),
+                    HeadBytes::copy_from_slice(n.as_bytes()),
+                    HeadBytes::copy_from_slice(v.as_bytes()),
                 )
             })
             .collect(),

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ferrule_core::config::ServerConfig;
 use ferrule_core::exchange::{job_queue, Job, RequestBody, ResponseHead, ResponsePart};
+use ferrule_core::head_bytes::HeadBytes;
 use ferrule_core::server::{Server, ShutdownHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -35,13 +36,13 @@ struct Observed {
 fn head(code: u16, headers: &[(&str, &str)]) -> ResponseHead {
     ResponseHead {
         code,
-        status: Bytes::from(format!("{code} X")),
+        status: HeadBytes::from(format!("{code} X")),
         headers: headers
             .iter()
             .map(|(n, v)| {
                 (
-                    Bytes::copy_from_slice(n.as_bytes()),
-                    Bytes::copy_from_slice(v.as_bytes()),
+                    HeadBytes::copy_from_slice(n.as_bytes()),
+                    HeadBytes::copy_from_slice(v.as_bytes()),
                 )
             })
             .collect(),

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ferrule_core::config::ServerConfig;
 use ferrule_core::exchange::{job_queue, ResponseHead, ResponsePart};
+use ferrule_core::head_bytes::HeadBytes;
 use ferrule_core::server::Server;
 
 /// Heap bytes one parked idle connection may hold: its I/O registration (256: tokio 1.54's
@@ -133,10 +134,10 @@ fn parked_idle_connections_hold_only_their_registration_and_parked_state() {
         while let Some(job) = rx.recv() {
             let head = ResponseHead {
                 code: 200,
-                status: Bytes::from_static(b"200 OK"),
+                status: HeadBytes::from_static(b"200 OK"),
                 headers: vec![(
-                    Bytes::from_static(b"Content-Type"),
-                    Bytes::from_static(b"text/plain"),
+                    HeadBytes::from_static(b"Content-Type"),
+                    HeadBytes::from_static(b"text/plain"),
                 )],
             };
             let _ = job.responder.send(ResponsePart::Start {

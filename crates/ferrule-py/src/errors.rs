@@ -6,6 +6,7 @@
 //! errors written ... are not buffered" — so flush emits what is buffered). The worker flushes
 //! after every request, so nothing lingers between requests.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use pyo3::exceptions::PyTypeError;
@@ -23,6 +24,9 @@ const MAX_PENDING_LINE: usize = 64 * 1024;
 #[derive(Debug, Default)]
 pub(crate) struct Errors {
     partial: Mutex<String>,
+    /// `partial` is not empty (changed with it, under its lock): the worker's flush after each
+    /// request reads this instead of taking the lock.
+    pending: AtomicBool,
 }
 
 impl Errors {
@@ -44,15 +48,20 @@ impl Errors {
             log::error!("{}", buf);
             buf.clear();
         }
+        self.pending.store(!buf.is_empty(), Ordering::Release);
     }
 
     /// Logs a buffered partial line, if any.
     pub(crate) fn flush_pending(&self) {
+        if !self.pending.load(Ordering::Acquire) {
+            return;
+        }
         let mut buf = self.buffer();
         if !buf.is_empty() {
             log::error!("{}", buf);
             buf.clear();
         }
+        self.pending.store(false, Ordering::Release);
     }
 }
 

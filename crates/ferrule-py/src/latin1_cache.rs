@@ -5,8 +5,8 @@
 //! (constants of its code, module-level lists, a framework's cached values). Each used to be
 //! copied into a fresh allocation per request, freed later by the I/O thread: five allocations
 //! for the hello app. A `str` is immutable, so while we hold a reference to it (which keeps its
-//! address from being reused) its encoding cannot change: a hit costs one reference-count
-//! increment of the shared bytes.
+//! address from being reused) its encoding cannot change: a hit costs a copy of a short string
+//! (kept inline in [`HeadBytes`]) or one reference-count increment of a longer one's bytes.
 //!
 //! Each table is direct-mapped by address, [`SLOTS`] entries per application thread, strings up
 //! to [`STRING_MAX`] bytes; a miss encodes (and validates) and replaces the slot's entry (its
@@ -15,7 +15,7 @@
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
-use bytes::Bytes;
+use ferrule_core::head_bytes::HeadBytes;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
@@ -37,9 +37,9 @@ type Table<V> = RefCell<Vec<Option<Entry<V>>>>;
 
 thread_local! {
     /// `str` → its latin-1 bytes.
-    static STRINGS: Table<Bytes> = const { RefCell::new(Vec::new()) };
+    static STRINGS: Table<HeadBytes> = const { RefCell::new(Vec::new()) };
     /// `(name, value)` tuple → its two strings' bytes, validated as a response header.
-    static PAIRS: Table<(Bytes, Bytes)> = const { RefCell::new(Vec::new()) };
+    static PAIRS: Table<(HeadBytes, HeadBytes)> = const { RefCell::new(Vec::new()) };
 }
 
 /// The slot of the object at `addr` (objects are 16-byte aligned: skip the zero bits).
@@ -81,16 +81,15 @@ fn remember<V>(table: &'static LocalKey<Table<V>>, object: &Bound<'_, PyAny>, va
 pub(crate) fn encoded(
     s: &Bound<'_, PyString>,
     encode: impl FnOnce(&Bound<'_, PyString>) -> Result<Vec<u8>, String>,
-) -> Result<Bytes, String> {
+) -> Result<HeadBytes, String> {
     if let Some(bytes) = lookup(&STRINGS, s.as_any()) {
         return Ok(bytes);
     }
     let encoded = encode(s)?;
     if encoded.len() > STRING_MAX {
-        return Ok(Bytes::from(encoded));
+        return Ok(HeadBytes::from(encoded));
     }
-    // Shared from the start, so the clones handed out are reference counts.
-    let bytes = Bytes::from_owner(encoded);
+    let bytes = HeadBytes::shareable(encoded);
     remember(&STRINGS, s.as_any(), bytes.clone());
     Ok(bytes)
 }
@@ -102,8 +101,8 @@ pub(crate) fn encoded(
 /// lookup instead of its type checks, encodings and validation. Errors are not remembered.
 pub(crate) fn checked_pair(
     pair: &Bound<'_, PyTuple>,
-    check: impl FnOnce(&Bound<'_, PyTuple>) -> PyResult<(Bytes, Bytes)>,
-) -> PyResult<(Bytes, Bytes)> {
+    check: impl FnOnce(&Bound<'_, PyTuple>) -> PyResult<(HeadBytes, HeadBytes)>,
+) -> PyResult<(HeadBytes, HeadBytes)> {
     if let Some(hit) = lookup(&PAIRS, pair.as_any()) {
         return Ok(hit);
     }

@@ -43,43 +43,49 @@ impl Spares {
         Bound::new(py, input)
     }
 
-    /// Keeps a request's `wsgi.input`, emptied, if nothing else holds it.
-    pub(crate) fn keep_input(&mut self, input: Bound<'_, Input>) {
-        if sole_reference(&input) {
-            if let Ok(mut slot) = input.try_borrow_mut() {
-                *slot = Input::new(RequestBody::Empty);
-                drop(slot);
-                self.input = Some(input.unbind());
-            }
+    /// Keeps a request's `wsgi.input`, emptied, if nothing else holds it. `empty`: it was made
+    /// for a request without a body, so there is nothing to empty.
+    pub(crate) fn keep_input(&mut self, input: Bound<'_, Input>, empty: bool) {
+        if !sole_reference(&input) {
+            return;
         }
+        if !empty {
+            let Ok(mut slot) = input.try_borrow_mut() else {
+                return;
+            };
+            *slot = Input::new(RequestBody::Empty);
+        }
+        self.input = Some(input.unbind());
     }
 
-    /// The sender for a request answered through `responder`, with the kept `start_response`
-    /// made for it: both renewed when the app kept neither the `start_response` nor a `write`
-    /// callable (which hold the sender too). Otherwise a new sender, and `None`: the caller
-    /// makes a new `start_response`.
-    pub(crate) fn sender(
+    /// The `start_response` for a request answered through `responder`: the kept one, its sender
+    /// renewed, when the app kept neither it nor its `write` callable (which hold the sender
+    /// too); otherwise a new one with a new sender. `Err`: a new one could not be made; the
+    /// sender comes back with the error so the request can still be answered.
+    pub(crate) fn start_response<'py>(
         &mut self,
-        py: Python<'_>,
+        py: Python<'py>,
         responder: Responder,
-    ) -> (Arc<Sender>, Option<Py<StartResponse>>) {
+    ) -> Result<Bound<'py, StartResponse>, (PyErr, Arc<Sender>)> {
         if let Some(start_response) = self.start_response.take() {
-            let start = start_response.bind(py);
+            let start = start_response.into_bound(py);
             let kept = start.get();
             // The sender is held by `start_response` and its `write` only: nobody else's.
-            if sole_reference(start)
+            if sole_reference(&start)
                 && sole_reference(kept.write().bind(py))
                 && Arc::strong_count(kept.sender()) == 2
             {
                 kept.sender().renew(responder);
-                let sender = Arc::clone(kept.sender());
-                return (sender, Some(start_response));
+                return Ok(start);
             }
         }
-        (Sender::new(responder), None)
+        let sender = Sender::new(responder);
+        StartResponse::new(py, Arc::clone(&sender))
+            .and_then(|s| Bound::new(py, s))
+            .map_err(|e| (e, sender))
     }
 
-    /// Keeps a request's `start_response` for [`Spares::sender`].
+    /// Keeps a request's `start_response` for [`Spares::start_response`].
     pub(crate) fn keep_start_response(&mut self, start_response: Bound<'_, StartResponse>) {
         self.start_response = Some(start_response.unbind());
     }

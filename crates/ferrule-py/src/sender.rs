@@ -7,10 +7,11 @@
 //! non-empty bytestring, or upon the application's first invocation of the write() callable."
 //! So the head waits here until [`Sender::send_chunk`] or [`Sender::finish`] carries it.
 //!
-//! Delivery tries [`Responder::try_send`] with the GIL held (the common case: room in the
-//! channel) and only when the channel is full releases the GIL to block in [`Responder::send`].
-//! The state lock is never held while the GIL is released, so another Python thread touching the
-//! same response cannot deadlock with us.
+//! Delivery tries [`Responder::try_send_mut`] with the GIL and the state lock held (the common
+//! case: room in the channel; the responder lives in the state, so this takes no lock of its
+//! own) and only when the channel is full lets go of both to block on the channel
+//! ([`ferrule_core::exchange::PartSender::send`]). The state lock is never held while the GIL is
+//! released, so another Python thread touching the same response cannot deadlock with us.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use ferrule_core::exchange::{
     ClientGone, FileBody, Responder, ResponseHead, ResponsePart, TrySendError,
 };
+use ferrule_core::head_bytes::HeadBytes;
 use ferrule_core::http1::RequestError;
 use pyo3::Python;
 
@@ -42,17 +44,26 @@ struct State {
     phase: Phase,
     head: Option<ResponseHead>,
     /// Dropped once the response is over, so the connection sees its channel close promptly even
-    /// if the app keeps `write` or `start_response` alive.
-    responder: Option<Arc<Responder>>,
+    /// if the app keeps `write` or `start_response` alive. Used under the lock (parts go out
+    /// with `try_send_mut`, no atomic operation of its own); a wait for room in a full channel
+    /// happens outside it, on a [`ferrule_core::exchange::PartSender`].
+    responder: Option<Responder>,
 }
 
 impl State {
+    /// The client went away: nothing more will be sent.
+    fn end_gone(&mut self) {
+        self.phase = Phase::Done;
+        self.head = None;
+        self.responder = None;
+    }
+
     /// A response not started yet, answered through `responder`.
     fn answering(responder: Responder) -> State {
         State {
             phase: Phase::NoHead,
             head: None,
-            responder: Some(Arc::new(responder)),
+            responder: Some(responder),
         }
     }
 }
@@ -120,47 +131,55 @@ impl Sender {
         chunk: Bytes,
         last: bool,
     ) -> Result<(), SendError> {
-        let (responder, parts) = {
-            let mut st = self.lock();
-            let responder = st.responder.clone();
-            let parts = match st.phase {
-                Phase::NoHead => return Err(SendError::NoHead),
-                Phase::Done => return Err(SendError::Finished),
-                Phase::HeadPending => {
-                    let Some(head) = st.head.take() else {
-                        return Err(SendError::NoHead);
-                    };
-                    st.phase = if last { Phase::Done } else { Phase::HeadSent };
-                    [
-                        Some(ResponsePart::Start {
-                            head,
-                            first: chunk,
-                            end: last,
-                        }),
-                        None,
-                    ]
-                }
-                Phase::HeadSent => {
-                    if last {
-                        st.phase = Phase::Done;
-                    }
-                    let body = (!chunk.is_empty()).then_some(ResponsePart::Body(chunk));
-                    [body, last.then_some(ResponsePart::End)]
-                }
-            };
-            if last {
-                st.responder = None;
+        let mut st = self.lock();
+        let parts = match st.phase {
+            Phase::NoHead => return Err(SendError::NoHead),
+            Phase::Done => return Err(SendError::Finished),
+            Phase::HeadPending => {
+                let Some(head) = st.head.take() else {
+                    return Err(SendError::NoHead);
+                };
+                st.phase = if last { Phase::Done } else { Phase::HeadSent };
+                [
+                    Some(ResponsePart::Start {
+                        head,
+                        first: chunk,
+                        end: last,
+                    }),
+                    None,
+                ]
             }
-            (responder, parts)
-        };
-        let Some(responder) = responder else {
-            return Err(SendError::Finished);
+            Phase::HeadSent => {
+                if last {
+                    st.phase = Phase::Done;
+                }
+                let body = (!chunk.is_empty()).then_some(ResponsePart::Body(chunk));
+                [body, last.then_some(ResponsePart::End)]
+            }
         };
         for part in parts.into_iter().flatten() {
-            if deliver(py, &responder, part).is_err() {
-                self.gone();
+            let Some(responder) = st.responder.as_mut() else {
+                return Err(SendError::Finished);
+            };
+            let waiting = match responder.try_send_mut(part) {
+                Ok(()) => continue,
+                Err(TrySendError::Gone) => None,
+                Err(TrySendError::Full(part)) => responder.part_sender().map(|tx| (tx, part)),
+            };
+            // The channel is full: wait for room with neither the lock nor the GIL held.
+            let mut sent = false;
+            if let Some((tx, part)) = waiting {
+                drop(st);
+                sent = py.detach(|| tx.send(part)).is_ok();
+                st = self.lock();
+            }
+            if !sent {
+                st.end_gone();
                 return Err(SendError::ClientGone);
             }
+        }
+        if last {
+            st.responder = None;
         }
         Ok(())
     }
@@ -246,24 +265,16 @@ impl Sender {
             None => st.phase == Phase::Done,
         }
     }
-
-    /// The client went away: nothing more will be sent.
-    fn gone(&self) {
-        let mut st = self.lock();
-        st.phase = Phase::Done;
-        st.head = None;
-        st.responder = None;
-    }
 }
 
 /// `500 Internal Server Error`, `text/plain` (the connection adds the length).
 fn error_head() -> ResponseHead {
     ResponseHead {
         code: 500,
-        status: Bytes::from_static(b"500 Internal Server Error"),
+        status: HeadBytes::from_static(b"500 Internal Server Error"),
         headers: vec![(
-            Bytes::from_static(b"Content-Type"),
-            Bytes::from_static(b"text/plain; charset=utf-8"),
+            HeadBytes::from_static(b"Content-Type"),
+            HeadBytes::from_static(b"text/plain; charset=utf-8"),
         )],
     }
 }

@@ -27,8 +27,8 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use ferrule_core::exchange::ResponseHead;
+use ferrule_core::head_bytes::HeadBytes;
 use ferrule_core::http1::is_token;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -183,7 +183,7 @@ fn response_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRes
             type_name(headers)
         )));
     };
-    let mut out: Vec<(Bytes, Bytes)> = Vec::with_capacity(list.len());
+    let mut out: Vec<(HeadBytes, HeadBytes)> = Vec::with_capacity(list.len());
     // Where the first Content-Length is in `out`.
     let mut content_length: Option<usize> = None;
     for item in list.iter() {
@@ -215,7 +215,7 @@ fn response_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRes
 }
 
 /// The bytes of one `(name, value)` response header, checked (types, latin-1, [`check_header`]).
-fn header_bytes(pair: &Bound<'_, PyTuple>) -> PyResult<(Bytes, Bytes)> {
+fn header_bytes(pair: &Bound<'_, PyTuple>) -> PyResult<(HeadBytes, HeadBytes)> {
     if pair.len() != 2 {
         return Err(PyTypeError::new_err(format!(
             "each response header must be a (name, value) tuple, got {} items",

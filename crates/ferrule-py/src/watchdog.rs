@@ -40,7 +40,6 @@
 
 use std::collections::HashMap;
 use std::os::raw::{c_long, c_ulong};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -67,11 +66,22 @@ pub(crate) const TICK: Duration = Duration::from_millis(100);
 /// milliseconds; one still stuck after 5 s is blocked in C code and will not unwind at all.
 pub(crate) const GRACE: Duration = Duration::from_secs(5);
 
+/// An application thread, as the watchdog knows it from its first request on.
+#[derive(Debug)]
+struct Slot {
+    /// The thread's name, for log lines (kept here once, not copied with each request).
+    thread: Arc<str>,
+    request: Option<InFlight>,
+    /// Requests the thread has begun: the number of the one in `request` (`InFlight::seq`).
+    begun: u64,
+}
+
 /// One request an application thread is running.
 #[derive(Debug)]
 struct InFlight {
+    /// Which of its thread's requests this is: an injection meant for it is dropped once the
+    /// thread has moved on.
     seq: u64,
-    thread: Arc<str>,
     started: Instant,
     sender: Arc<Sender>,
     head: RequestSummary,
@@ -88,8 +98,7 @@ struct InFlight {
 pub(crate) struct Watchdog {
     deadline: Duration,
     /// Keyed by the Python thread id (`threading.get_ident()`).
-    running: Mutex<HashMap<c_ulong, InFlight>>,
-    next_seq: AtomicU64,
+    running: Mutex<HashMap<c_ulong, Slot>>,
     /// In a forked worker: asks the master for a replacement.
     recycler: Option<Arc<Recycler>>,
     /// Called by the injector (GIL held) for each timed-out request, before the injection.
@@ -122,7 +131,6 @@ impl Watchdog {
         let dog = Arc::new(Watchdog {
             deadline,
             running: Mutex::new(HashMap::new()),
-            next_seq: AtomicU64::new(0),
             recycler,
             on_timeout,
         });
@@ -144,7 +152,7 @@ impl Watchdog {
         Ok(dog)
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<c_ulong, InFlight>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<c_ulong, Slot>> {
         // Every update is a whole insert, remove or flag: consistent after a panic.
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -157,39 +165,52 @@ impl Watchdog {
         sender: &Arc<Sender>,
         head: RequestSummary,
     ) {
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(
-            ident,
-            InFlight {
-                seq,
-                thread: Arc::clone(thread),
-                // Coarse (a tick behind at most): it only measures a timeout of seconds.
-                started: ferrule_core::clock::coarse_now(),
-                sender: Arc::clone(sender),
-                head,
-                timed_out: false,
-                expired: false,
-                injected: false,
-                stuck: false,
-            },
-        );
+        let sender = Arc::clone(sender);
+        // Coarse (a tick behind at most): it only measures a timeout of seconds.
+        let started = ferrule_core::clock::coarse_now();
+        let mut running = self.lock();
+        let slot = running.entry(ident).or_insert_with(|| Slot {
+            thread: Arc::clone(thread),
+            request: None,
+            begun: 0,
+        });
+        slot.begun += 1;
+        slot.request = Some(InFlight {
+            seq: slot.begun,
+            started,
+            sender,
+            head,
+            timed_out: false,
+            expired: false,
+            injected: false,
+            stuck: false,
+        });
     }
 
     /// The thread is done with its request (call with the GIL held, on that thread).
     pub(crate) fn end(&self, ident: c_ulong) {
-        let Some(done) = self.lock().remove(&ident) else {
-            return;
+        let (done, thread) = {
+            let mut running = self.lock();
+            let Some(slot) = running.get_mut(&ident) else {
+                return;
+            };
+            let Some(done) = slot.request.take() else {
+                return;
+            };
+            // The name only for the log line below.
+            let thread = done.stuck.then(|| Arc::clone(&slot.thread));
+            (done, thread)
         };
         if done.injected {
             // SAFETY: the GIL is held (caller); a NULL exception clears this thread's pending
             // asynchronous exception, if it was never raised.
             unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(ident as c_long, std::ptr::null_mut()) };
         }
-        if done.stuck {
+        if let Some(thread) = thread {
             log::warn!(
                 "{}: thread {} finally let go of {} after {:.1}s",
                 "Request timeout",
-                done.thread,
+                thread,
                 done.head,
                 done.started.elapsed().as_secs_f64()
             );
@@ -200,7 +221,10 @@ impl Watchdog {
     fn tick(&self) -> Vec<Action> {
         let now = Instant::now();
         let mut actions = Vec::new();
-        for (ident, r) in self.lock().iter_mut() {
+        for (ident, slot) in self.lock().iter_mut() {
+            let Some(r) = slot.request.as_mut() else {
+                continue;
+            };
             let ran = now.duration_since(r.started);
             if !r.timed_out && ran >= self.deadline {
                 r.timed_out = true;
@@ -211,14 +235,14 @@ impl Watchdog {
                     actions.push(Action::TimedOut {
                         ident: *ident,
                         seq: r.seq,
-                        thread: r.thread.clone(),
+                        thread: slot.thread.clone(),
                         head: r.head.clone(),
                     });
                 }
             } else if r.expired && !r.stuck && ran >= self.deadline + GRACE {
                 r.stuck = true;
                 actions.push(Action::Stuck {
-                    thread: r.thread.clone(),
+                    thread: slot.thread.clone(),
                     head: r.head.clone(),
                 });
             }
@@ -270,10 +294,19 @@ impl Watchdog {
     /// Logs the stack of thread `ident`, calls `on_timeout` and raises `RequestTimeout` in the
     /// thread, if it still runs request `seq` (the injector thread, GIL held).
     fn inject(&self, py: Python<'_>, ident: c_ulong, seq: u64) {
-        let still = |g: &HashMap<c_ulong, InFlight>| g.get(&ident).is_some_and(|r| r.seq == seq);
+        let current = |g: &HashMap<c_ulong, Slot>| {
+            g.get(&ident)
+                .and_then(|s| s.request.as_ref())
+                .is_some_and(|r| r.seq == seq)
+        };
         // The guard is dropped before any Python code runs: Python code may release the GIL,
         // and an application thread takes `running` with the GIL held.
-        let head = match self.lock().get(&ident).filter(|r| r.seq == seq) {
+        let head = match self
+            .lock()
+            .get(&ident)
+            .and_then(|s| s.request.as_ref())
+            .filter(|r| r.seq == seq)
+        {
             Some(r) => r.head.clone(),
             None => return,
         };
@@ -298,14 +331,14 @@ impl Watchdog {
             }
         }
         let mut running = self.lock();
-        if !still(&running) {
+        if !current(&running) {
             return;
         }
         let exc = py.get_type::<RequestTimeout>();
         // SAFETY: the GIL is held; `exc` is a live type object (SetAsyncExc takes its own
         // reference). The thread id comes from PyThread_get_thread_ident on that thread.
         let n = unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(ident as c_long, exc.as_ptr()) };
-        if let Some(r) = running.get_mut(&ident) {
+        if let Some(r) = running.get_mut(&ident).and_then(|s| s.request.as_mut()) {
             r.injected = n == 1;
         }
     }

@@ -22,7 +22,6 @@ use crate::environ::{Concurrency, EnvironBuilder};
 use crate::input::Input;
 use crate::response::{log_app_error, log_exception, send_result};
 use crate::reuse::Spares;
-use crate::sender::Sender;
 use crate::start_response::StartResponse;
 
 /// Runs jobs from `jobs` until the queue ends.
@@ -50,13 +49,24 @@ pub(crate) fn serve(
     // A job already queued is taken with the GIL held: releasing and re-taking it between two
     // requests costs more than the request's own Python work (docs/architecture.md).
     while let Some(job) = jobs.try_recv().or_else(|| py.detach(|| jobs.recv())) {
-        let Job { request, responder } = job;
-        let (sender, start_response) = spares.sender(py, responder);
-        // For log lines about this request after `serve_one` consumed it: shares the head's
-        // bytes, no copy.
-        let line = request.head.line();
+        let Job {
+            mut request,
+            responder,
+        } = job;
+        let start_response = match spares.start_response(py, responder) {
+            Ok(start_response) => start_response,
+            Err((e, sender)) => {
+                let line = request.head.line();
+                log_exception(py, &e, &format!("cannot create start_response for {line}"));
+                sender.fail(py);
+                continue;
+            }
+        };
+        // Borrowed from `start_response`, which holds it for the whole request.
+        let sender = start_response.get().sender();
         if let Some(dog) = watchdog {
-            dog.begin(ident, &thread_name, &sender, line.clone());
+            // Shares the head's bytes, no copy.
+            dog.begin(ident, &thread_name, sender, request.head.line());
         }
         let served = catch_unwind(AssertUnwindSafe(|| {
             serve_one(
@@ -64,9 +74,8 @@ pub(crate) fn serve(
                 app,
                 &mut env,
                 &mut spares,
-                request,
-                &sender,
-                start_response,
+                &mut request,
+                &start_response,
             )
         }));
         if let Err(panic) = served {
@@ -75,13 +84,18 @@ pub(crate) fn serve(
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
-            log::error!("internal error (panic) serving {line}: {what}");
+            log::error!(
+                "internal error (panic) serving {}: {what}",
+                request.head.line()
+            );
             sender.fail(py);
         }
         if let Some(dog) = watchdog {
             dog.end(ident);
         }
         env.errors().get().flush_pending();
+        // Kept whichever way the request ended: reused only if nothing else holds it.
+        spares.keep_start_response(start_response);
         if let Some(recycler) = recycler {
             recycler.request_done();
         }
@@ -89,20 +103,24 @@ pub(crate) fn serve(
     Ok(())
 }
 
-/// One request, from environ to the final response part. `start_response`: one to reuse (made
-/// for `sender`), else a new one is made. A request that got as far as the app leaves its
-/// objects in `spares` for the next one.
+/// One request, from environ to the final response part, answered through `start_response`'s
+/// sender. A request that got as far as the app leaves its `wsgi.input` in `spares` for the
+/// next one.
 fn serve_one(
     py: Python<'_>,
     app: &Bound<'_, PyAny>,
     env: &mut EnvironBuilder,
     spares: &mut Spares,
-    mut request: Box<Request>,
-    sender: &Arc<Sender>,
-    start_response: Option<Py<StartResponse>>,
+    request: &mut Request,
+    start_response: &Bound<'_, StartResponse>,
 ) {
-    // Used in place: moving the fields out of the box would copy the whole request.
+    let sender = start_response.get().sender();
+    // Used in place (it stays boxed): moving the fields out would copy the whole request.
     let body = std::mem::replace(&mut request.body, RequestBody::Empty);
+    // What `wsgi.input` will need at the end: a stream to let go of, bytes to drop, or nothing
+    // (each look inside it is a borrow, an atomic operation).
+    let streamed = matches!(body, RequestBody::Stream(_));
+    let bodiless = matches!(body, RequestBody::Empty);
     let Request {
         head,
         conn,
@@ -130,21 +148,13 @@ fn serve_one(
         }
     };
     let release_input = || {
-        if let Ok(mut input) = input.try_borrow_mut() {
-            input.release();
+        if streamed {
+            if let Ok(mut input) = input.try_borrow_mut() {
+                input.release();
+            }
         }
     };
-    let start_response = match start_response {
-        Some(reused) => reused.into_bound(py),
-        None => match StartResponse::new(py, Arc::clone(sender)).and_then(|s| Bound::new(py, s)) {
-            Ok(start_response) => start_response,
-            Err(e) => {
-                give_up(e, "create start_response");
-                return;
-            }
-        },
-    };
-    match app.call1((environ, &start_response)) {
+    match app.call1((environ, start_response)) {
         Ok(result) => send_result(py, &result, sender, &request_line, release_input),
         Err(e) => {
             let body_gone = input.try_borrow().is_ok_and(|i| i.client_went_away());
@@ -172,6 +182,5 @@ fn serve_one(
         }
     }
     // Nothing else holds them once the app let go of the environ: the next request reuses them.
-    spares.keep_input(input);
-    spares.keep_start_response(start_response);
+    spares.keep_input(input, bodiless);
 }

@@ -185,7 +185,7 @@ pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
+    use crate::head_bytes::HeadBytes;
 
     fn input(
         version: Version,
@@ -236,13 +236,13 @@ mod tests {
     fn head(status: &'static str, headers: &[(&'static str, &'static str)]) -> ResponseHead {
         ResponseHead {
             code: status[..3].parse().unwrap(),
-            status: Bytes::from_static(status.as_bytes()),
+            status: HeadBytes::from_static(status.as_bytes()),
             headers: headers
                 .iter()
                 .map(|(n, v)| {
                     (
-                        Bytes::from_static(n.as_bytes()),
-                        Bytes::from_static(v.as_bytes()),
+                        HeadBytes::from_static(n.as_bytes()),
+                        HeadBytes::from_static(v.as_bytes()),
                     )
                 })
                 .collect(),

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 
 use super::Snapshot;
 use crate::exchange::ResponseHead;
+use crate::head_bytes::HeadBytes;
 use crate::http1::encode::{head_size_bound, write_head, ResponseFraming};
 use crate::http1::{parse_head, HeadLimits, Parsed, RequestHead, Version};
 
@@ -134,23 +135,23 @@ pub(crate) fn respond(head: Option<&RequestHead>, page: &dyn Fn(Page) -> String)
     };
     let mut headers = vec![
         (
-            Bytes::from_static(b"Content-Type"),
-            Bytes::from(content_type.to_owned()),
+            HeadBytes::from_static(b"Content-Type"),
+            HeadBytes::copy_from_slice(content_type.as_bytes()),
         ),
         (
-            Bytes::from_static(b"Cache-Control"),
-            Bytes::from_static(b"no-store"),
+            HeadBytes::from_static(b"Cache-Control"),
+            HeadBytes::from_static(b"no-store"),
         ),
     ];
     if status.starts_with("405") {
         headers.push((
-            Bytes::from_static(b"Allow"),
-            Bytes::from_static(b"GET, HEAD"),
+            HeadBytes::from_static(b"Allow"),
+            HeadBytes::from_static(b"GET, HEAD"),
         ));
     }
     let response = ResponseHead {
         code: status[..3].parse().unwrap_or(500),
-        status: Bytes::from(status.to_owned()),
+        status: HeadBytes::copy_from_slice(status.as_bytes()),
         headers,
     };
     let is_head = head.is_some_and(|h| h.is_head());

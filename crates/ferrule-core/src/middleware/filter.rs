@@ -31,6 +31,7 @@ use tokio::sync::mpsc::{self, Sender};
 use super::compress::{self, Coding, Encoder, BLOCKING_COMPRESS_MIN};
 use super::CompressSettings;
 use crate::exchange::{PartReceiver, ResponseHead, ResponsePart, RESPONSE_CHANNEL_PARTS};
+use crate::head_bytes::HeadBytes;
 use crate::http1::encode::status_has_no_body;
 
 /// Most bytes gathered from the app's queue before a stream is flushed.
@@ -103,8 +104,10 @@ impl Filter {
     fn add_request_id(&self, head: &mut ResponseHead) {
         if let Some(id) = &self.request_id {
             if find(head, super::request_id::HEADER).is_none() {
-                head.headers
-                    .push((Bytes::from_static(super::request_id::HEADER), id.clone()));
+                head.headers.push((
+                    HeadBytes::from_static(super::request_id::HEADER),
+                    id.clone().into(),
+                ));
             }
         }
     }
@@ -118,7 +121,7 @@ async fn recv(rx: &mut PartReceiver, tx: &Sender<ResponsePart>) -> Option<Respon
     }
 }
 
-fn find<'a>(head: &'a ResponseHead, name: &[u8]) -> Option<&'a Bytes> {
+fn find<'a>(head: &'a ResponseHead, name: &[u8]) -> Option<&'a HeadBytes> {
     head.headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -161,12 +164,12 @@ fn encoded_head(head: &mut ResponseHead, coding: Coding) {
         if n.eq_ignore_ascii_case(b"etag") && v.starts_with(b"\"") {
             let mut weak = b"W/".to_vec();
             weak.extend_from_slice(v);
-            *v = Bytes::from(weak);
+            *v = HeadBytes::from(weak);
         }
     }
     head.headers.push((
-        Bytes::from_static(b"Content-Encoding"),
-        Bytes::from_static(coding.token().as_bytes()),
+        HeadBytes::from_static(b"Content-Encoding"),
+        HeadBytes::from_static(coding.token().as_bytes()),
     ));
 }
 
@@ -183,12 +186,12 @@ fn add_vary(head: &mut ResponseHead) {
             if !covered {
                 let mut joined = v.to_vec();
                 joined.extend_from_slice(b", Accept-Encoding");
-                *v = Bytes::from(joined);
+                *v = HeadBytes::from(joined);
             }
         }
         None => head.headers.push((
-            Bytes::from_static(b"Vary"),
-            Bytes::from_static(b"Accept-Encoding"),
+            HeadBytes::from_static(b"Vary"),
+            HeadBytes::from_static(b"Accept-Encoding"),
         )),
     }
 }
@@ -336,13 +339,13 @@ mod tests {
     fn head(code: u16, headers: &[(&'static str, &'static str)]) -> ResponseHead {
         ResponseHead {
             code,
-            status: Bytes::from_static(b"200 OK"),
+            status: HeadBytes::from_static(b"200 OK"),
             headers: headers
                 .iter()
                 .map(|(n, v)| {
                     (
-                        Bytes::from_static(n.as_bytes()),
-                        Bytes::from_static(v.as_bytes()),
+                        HeadBytes::from_static(n.as_bytes()),
+                        HeadBytes::from_static(v.as_bytes()),
                     )
                 })
                 .collect(),

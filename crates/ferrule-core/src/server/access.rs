@@ -57,10 +57,9 @@ use std::fmt::Write;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-
 use crate::environ::{cgi_variables, request_parts, CgiKey, EnvKey, EnvVar};
 use crate::exchange::ConnInfo;
+use crate::head_bytes::HeadBytes;
 use crate::http1::RequestHead;
 
 const MONTHS: [&str; 12] = [
@@ -81,7 +80,7 @@ pub(crate) struct Record<'a> {
     /// From the parsed head to the end of the response.
     pub(crate) duration: Duration,
     /// The app's response headers; empty unless [`AccessFormat::needs_response_headers`].
-    pub(crate) response_headers: &'a [(Bytes, Bytes)],
+    pub(crate) response_headers: &'a [(HeadBytes, HeadBytes)],
 }
 
 /// One compiled piece of the text format.
@@ -688,7 +687,7 @@ mod tests {
         )
     }
 
-    fn render(format: &str, raw: &[u8], resp: &[(Bytes, Bytes)]) -> String {
+    fn render(format: &str, raw: &[u8], resp: &[(HeadBytes, HeadBytes)]) -> String {
         let f = AccessFormat::compile(format, false).unwrap();
         let (c, h) = (conn(), head(raw));
         let rec = Record {
@@ -721,7 +720,10 @@ User-Agent: t/1\r\nAuthorization: Basic dXNlcjpwYXNz\r\nX-Q: a\"b\r\n\r\n";
 
     #[test]
     fn every_directive() {
-        let resp = [(Bytes::from_static(b"X-Out"), Bytes::from_static(b"o1"))];
+        let resp = [(
+            HeadBytes::from_static(b"X-Out"),
+            HeadBytes::from_static(b"o1"),
+        )];
         let line = render(
             "%(m)s|%(U)s|%(q)s|%(H)s|%(B)s|%(T)s|%(M)s|%(D)s|%(L)s|%({x-q}i)s|%({X-OUT}o)s|\
              %({path_info}e)s|%({HTTP_HOST}e)s|%({server_port}e)s|%({wsgi.url_scheme}e)s|\

@@ -612,7 +612,7 @@ impl Conn {
             }
         };
         // A stopping server does not wait for lingering clients.
-        let mut stop = self.shared.shutdown.clone();
+        let mut stop = self.shared.shutdown.watch();
         tokio::select! {
             _ = tokio::time::timeout(LINGER_TIME, drain) => {}
             _ = stop.wait_for(|s| *s) => {}
@@ -907,7 +907,7 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (jobs, _rx) = crate::exchange::job_queue();
-            let (_stop, shutdown) = tokio::sync::watch::channel(false);
+            let (_stop, shutdown) = crate::server::Stopping::for_test();
             let limits = crate::http1::HeadLimits {
                 request_line: 100,
                 fields: 10,

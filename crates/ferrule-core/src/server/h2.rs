@@ -59,6 +59,7 @@ use super::Shared;
 use crate::exchange::{
     BodyStream, ConnInfo, FileBody, Request, RequestBody, ResponseHead, ResponsePart,
 };
+use crate::head_bytes::HeadBytes;
 use crate::http1::encode::{response_framing, FramingInput, ResponseFraming};
 use crate::http1::{BodyFraming, RequestError};
 
@@ -172,7 +173,7 @@ where
     };
     let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));
 
-    let mut stop = shared.shutdown.clone();
+    let mut stop = shared.shutdown.watch();
     let mut closing = false;
     // Looked at every `tick`: a stream's end does not wake this task, so the idle close and the
     // write-stall close come at most one tick late.
@@ -538,7 +539,7 @@ async fn exchange(
                 .map(|b| b.with_metrics(counted));
         }
     };
-    let access = |headers: &[(Bytes, Bytes)]| {
+    let access = |headers: &[(HeadBytes, HeadBytes)]| {
         log_head.map(|head| {
             Box::new(AccessEntry {
                 shared: Arc::clone(shared),

@@ -411,7 +411,7 @@ impl IdleSet {
 /// waits; once the server stops it sweeps every tick for the first-request graces.
 pub(crate) async fn sweeper(shared: std::sync::Arc<super::Shared>) {
     let idle = &shared.idle;
-    let mut stop = shared.shutdown.clone();
+    let mut stop = shared.shutdown.watch();
     // `shutdown` only ever goes from false to true, so any change (or the sender gone with the
     // server) means the server is stopping.
     let mut stopping = *stop.borrow_and_update();

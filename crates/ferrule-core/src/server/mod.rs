@@ -33,6 +33,7 @@ pub(crate) use respond::app_content_length;
 mod sched;
 mod sendfile;
 mod stream;
+mod sys;
 pub mod tls;
 pub mod unix;
 
@@ -77,6 +78,9 @@ impl std::error::Error for ServeError {}
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle {
     tx: Arc<watch::Sender<bool>>,
+    /// The same stop as a flag, set before the watch: what each response reads (a plain load,
+    /// where the watch's `borrow` takes a lock).
+    stopping: Arc<AtomicBool>,
     /// Set when a second signal cut the graceful drain short.
     forced: Arc<AtomicBool>,
     /// Set when the stop began with SIGINT (gunicorn's `worker_int` hook runs then).
@@ -84,13 +88,32 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
+    fn new() -> ShutdownHandle {
+        let (tx, _) = watch::channel(false);
+        ShutdownHandle {
+            tx: Arc::new(tx),
+            stopping: Arc::new(AtomicBool::new(false)),
+            forced: Arc::new(AtomicBool::new(false)),
+            interrupted: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The stop as a connection reads and waits for it.
+    pub(crate) fn stopping(&self) -> Stopping {
+        Stopping {
+            flag: Arc::clone(&self.stopping),
+            watch: self.tx.subscribe(),
+        }
+    }
+
     pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
         self.tx.send_replace(true);
     }
 
     /// True once a shutdown was asked for (by this handle or a signal).
     pub fn is_shutting_down(&self) -> bool {
-        *self.tx.borrow()
+        self.stopping.load(Ordering::Acquire)
     }
 
     /// True when a second SIGINT/SIGTERM arrived during the graceful drain: the operator wants
@@ -183,7 +206,7 @@ pub(crate) struct Shared {
     pub(crate) limits: HeadLimits,
     pub(crate) access: Option<Arc<AccessLog>>,
     pub(crate) jobs: JobSender,
-    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) shutdown: Stopping,
     pub(crate) server_header: Vec<u8>,
     /// Rate limits of the "request queue full" and "queue timeout" warnings.
     pub(crate) queue_full_warn: crate::log::RateLimited,
@@ -198,7 +221,35 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
+        self.shutdown.is_set()
+    }
+}
+
+/// The server's stop as connections see it: a flag to read (once per response) and a watch to
+/// wait on. Both change once, from false to true, the flag first.
+#[derive(Debug, Clone)]
+pub(crate) struct Stopping {
+    flag: Arc<AtomicBool>,
+    watch: watch::Receiver<bool>,
+}
+
+impl Stopping {
+    /// A stop that never comes (tests), and the handle that would give it.
+    #[cfg(test)]
+    pub(crate) fn for_test() -> (ShutdownHandle, Stopping) {
+        let handle = ShutdownHandle::new();
+        let stopping = handle.stopping();
+        (handle, stopping)
+    }
+
+    /// True once the server is stopping.
+    pub(crate) fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// A receiver to wait for the stop with (`wait_for(|s| *s)`).
+    pub(crate) fn watch(&self) -> watch::Receiver<bool> {
+        self.watch.clone()
     }
 }
 
@@ -246,16 +297,11 @@ impl Server {
             })?
             .map(Arc::new);
         let tls = load_tls(&config)?;
-        let (tx, _) = watch::channel(false);
         Ok(Server {
             config: Arc::new(config),
             listeners: Mutex::new(listeners),
             addrs,
-            shutdown: ShutdownHandle {
-                tx: Arc::new(tx),
-                forced: Arc::new(AtomicBool::new(false)),
-                interrupted: Arc::new(AtomicBool::new(false)),
-            },
+            shutdown: ShutdownHandle::new(),
             access,
             tls,
             supervised,
@@ -347,7 +393,7 @@ impl Server {
             },
             access: self.access.clone(),
             jobs,
-            shutdown: self.shutdown.tx.subscribe(),
+            shutdown: self.shutdown.stopping(),
             server_header: self.config.server_header.as_bytes().to_vec(),
             queue_full_warn: crate::log::RateLimited::new(overload::LIMIT_WARN_INTERVAL),
             queue_timeout_warn: crate::log::RateLimited::new(overload::LIMIT_WARN_INTERVAL),
@@ -645,7 +691,7 @@ async fn accept_loop(
     limit: Arc<overload::ConnLimit>,
     done: mpsc::Sender<()>,
 ) {
-    let mut stop = shared.shutdown.clone();
+    let mut stop = shared.shutdown.watch();
     let overload_503 = shared.config.overload_503;
     let server_header: Arc<[u8]> = Arc::from(shared.server_header.as_slice());
     // A listener on a specific address knows every connection's local address; one on an

@@ -22,11 +22,11 @@ use super::access::PeerLabel;
 use super::stream::Stream;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::watch;
 
 use super::io::{make_room, write_all, IoFail};
 use super::sendfile::send_file;
 use crate::exchange::{FileBody, PartReceiver, ResponseHead, ResponsePart};
+use crate::head_bytes::HeadBytes;
 use crate::http1::encode::{
     self, response_framing, FramingInput, ResponseFraming, CHUNK_END, LAST_CHUNK,
 };
@@ -65,11 +65,11 @@ pub(crate) struct Respond<'a> {
     /// The client wants keep-alive.
     pub(crate) keep_alive: bool,
     /// True once the server is stopping: the head then says `Connection: close`.
-    pub(crate) shutdown: &'a watch::Receiver<bool>,
+    pub(crate) shutdown: &'a super::Stopping,
     pub(crate) server: &'a [u8],
     pub(crate) timeout: Duration,
     /// `Some`: keep the app's response headers here for the access log (`%({name}o)s`).
-    pub(crate) log_headers: Option<Vec<(Bytes, Bytes)>>,
+    pub(crate) log_headers: Option<Vec<(HeadBytes, HeadBytes)>>,
 }
 
 /// How the part stream stopped early.
@@ -279,7 +279,7 @@ impl Respond<'_> {
         });
         let keep = self.keep_alive
             && framing != ResponseFraming::CloseDelimited
-            && !*self.shutdown.borrow();
+            && !self.shutdown.is_set();
         (framing, keep)
     }
 
@@ -604,13 +604,13 @@ mod tests {
     fn head(headers: &[(&str, &str)]) -> ResponseHead {
         ResponseHead {
             code: 200,
-            status: Bytes::from_static(b"200 OK"),
+            status: HeadBytes::from_static(b"200 OK"),
             headers: headers
                 .iter()
                 .map(|(n, v)| {
                     (
-                        Bytes::copy_from_slice(n.as_bytes()),
-                        Bytes::copy_from_slice(v.as_bytes()),
+                        HeadBytes::copy_from_slice(n.as_bytes()),
+                        HeadBytes::copy_from_slice(v.as_bytes()),
                     )
                 })
                 .collect(),

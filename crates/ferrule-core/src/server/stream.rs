@@ -9,7 +9,8 @@
 //! [`super::tls::TlsStream`], whose rustls state sits behind a lock taken only inside the
 //! non-blocking calls (never across an `.await`).
 //!
-//! Plain TCP stays the fast path: a `match` per call, `send`/`writev` straight to the socket, and
+//! Plain TCP stays the fast path: a `match` per call, `send`/`writev` straight to the socket
+//! (as raw system calls, [`super::sys`]), and
 //! `sendfile(2)` for file bodies ([`Stream::sendfile_fd`]; Unix sockets too). TLS must encrypt
 //! in user space, so its file bodies are read and written through the TLS layer instead.
 //! The TLS variant is boxed: its state (rustls buffers, keys) is large, and an idle plain
@@ -20,8 +21,10 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
+use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 
+use super::sys;
 use super::tls::TlsStream;
 
 /// One accepted connection's byte stream.
@@ -46,16 +49,16 @@ impl Stream {
         let spare = buf.capacity() - buf.len();
         let n = match self {
             Stream::Tcp(s) => {
-                let n = s.try_read_buf(buf)?;
+                let n = s.try_io(Interest::READABLE, || sys::recv(s.as_raw_fd(), buf))?;
                 if 0 < n && n < spare {
-                    let _ = s.try_io(tokio::io::Interest::READABLE, would_block);
+                    let _ = s.try_io(Interest::READABLE, would_block);
                 }
                 n
             }
             Stream::Unix(s) => {
-                let n = s.try_read_buf(buf)?;
+                let n = s.try_io(Interest::READABLE, || sys::recv(s.as_raw_fd(), buf))?;
                 if 0 < n && n < spare {
-                    let _ = s.try_io(tokio::io::Interest::READABLE, would_block);
+                    let _ = s.try_io(Interest::READABLE, would_block);
                 }
                 n
             }
@@ -89,8 +92,8 @@ impl Stream {
     /// Counted in the metrics' bytes out.
     pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let n = match self {
-            Stream::Tcp(s) => s.try_write_vectored(bufs),
-            Stream::Unix(s) => s.try_write_vectored(bufs),
+            Stream::Tcp(s) => s.try_io(Interest::WRITABLE, || sys::writev(s.as_raw_fd(), bufs)),
+            Stream::Unix(s) => s.try_io(Interest::WRITABLE, || sys::writev(s.as_raw_fd(), bufs)),
             Stream::Tls(s) => s.try_write_vectored(bufs),
         }?;
         crate::metrics::global().add_bytes_out(n);
@@ -103,8 +106,8 @@ impl Stream {
     /// `respond::COALESCE_MAX`).
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         let n = match self {
-            Stream::Tcp(s) => s.try_write(buf),
-            Stream::Unix(s) => s.try_write(buf),
+            Stream::Tcp(s) => s.try_io(Interest::WRITABLE, || sys::send(s.as_raw_fd(), buf)),
+            Stream::Unix(s) => s.try_io(Interest::WRITABLE, || sys::send(s.as_raw_fd(), buf)),
             Stream::Tls(s) => s.try_write_vectored(&[IoSlice::new(buf)]),
         }?;
         crate::metrics::global().add_bytes_out(n);
@@ -199,7 +202,6 @@ impl Stream {
     /// Runs a non-blocking write-side syscall `f` with readiness tracking (tokio clears the
     /// socket's write readiness when `f` says `WouldBlock`). Plain sockets only.
     pub(crate) fn try_io_write<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        use tokio::io::Interest;
         match self {
             Stream::Tcp(s) => s.try_io(Interest::WRITABLE, f),
             Stream::Unix(s) => s.try_io(Interest::WRITABLE, f),

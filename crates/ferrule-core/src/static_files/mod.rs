@@ -40,6 +40,7 @@ use bytes::Bytes;
 use self::conditional::{Conditions, Precondition, RangeAnswer, Validators};
 use crate::config::ServerConfig;
 use crate::exchange::{FileBody, ResponseHead, ResponsePart};
+use crate::head_bytes::HeadBytes;
 use crate::http1::RequestHead;
 use crate::middleware::compress::{preferences, Coding};
 
@@ -86,7 +87,7 @@ impl Mounts {
 pub struct StaticFiles {
     mounts: Mounts,
     /// The `Cache-Control` value, if any.
-    cache_control: Option<Bytes>,
+    cache_control: Option<HeadBytes>,
     follow_symlinks: bool,
 }
 
@@ -107,7 +108,7 @@ impl StaticFiles {
         Some(Arc::new(StaticFiles {
             mounts,
             cache_control: (config.static_max_age > 0)
-                .then(|| Bytes::from(format!("public, max-age={}", config.static_max_age))),
+                .then(|| HeadBytes::from(format!("public, max-age={}", config.static_max_age))),
             follow_symlinks: config.static_follow_symlinks,
         }))
     }
@@ -191,15 +192,16 @@ impl StaticFiles {
         };
         let v = Validators::new(size, mtime, variant);
 
-        let mut headers: Vec<(Bytes, Bytes)> = Vec::with_capacity(10);
-        let mut add = |n: &'static [u8], value: Bytes| headers.push((Bytes::from_static(n), value));
-        add(b"ETag", Bytes::from(v.etag.clone()));
-        add(b"Last-Modified", Bytes::from(v.last_modified()));
+        let mut headers: Vec<(HeadBytes, HeadBytes)> = Vec::with_capacity(10);
+        let mut add =
+            |n: &'static [u8], value: HeadBytes| headers.push((HeadBytes::from_static(n), value));
+        add(b"ETag", HeadBytes::from(v.etag.clone()));
+        add(b"Last-Modified", HeadBytes::from(v.last_modified()));
         if let Some(cc) = &self.cache_control {
             add(b"Cache-Control", cc.clone());
         }
         if vary {
-            add(b"Vary", Bytes::from_static(b"Accept-Encoding"));
+            add(b"Vary", HeadBytes::from_static(b"Accept-Encoding"));
         }
         let conditions = Conditions {
             if_match: head.header(b"if-match"),
@@ -214,14 +216,17 @@ impl StaticFiles {
                 return plain(412, "Precondition Failed", &[]);
             }
         }
-        add(b"Content-Type", Bytes::from_static(content_type.as_bytes()));
+        add(
+            b"Content-Type",
+            HeadBytes::from_static(content_type.as_bytes()),
+        );
         if let Some(c) = coding {
             add(
                 b"Content-Encoding",
-                Bytes::from_static(c.token().as_bytes()),
+                HeadBytes::from_static(c.token().as_bytes()),
             );
         }
-        add(b"Accept-Ranges", Bytes::from_static(b"bytes"));
+        add(b"Accept-Ranges", HeadBytes::from_static(b"bytes"));
         let range = match head.header(b"range") {
             Some(r) if head.method() == b"GET" => match head.header(b"if-range") {
                 Some(ir) if !conditional::if_range_holds(ir, &v) => RangeAnswer::Full,
@@ -234,18 +239,18 @@ impl StaticFiles {
             RangeAnswer::Partial { start, end } => {
                 add(
                     b"Content-Range",
-                    Bytes::from(format!("bytes {start}-{end}/{size}")),
+                    HeadBytes::from(format!("bytes {start}-{end}/{size}")),
                 );
                 (206, start, end - start + 1)
             }
             RangeAnswer::Unsatisfiable => {
-                add(b"Content-Range", Bytes::from(format!("bytes */{size}")));
+                add(b"Content-Range", HeadBytes::from(format!("bytes */{size}")));
                 return start(416, headers, Bytes::new());
             }
         };
         add(
             b"Content-Length",
-            Bytes::from(itoa::Buffer::new().format(len).to_owned()),
+            HeadBytes::copy_from_slice(itoa::Buffer::new().format(len).as_bytes()),
         );
         ResponsePart::StartFile {
             head: response_head(code, headers),
@@ -286,15 +291,15 @@ fn status_line(code: u16) -> &'static [u8] {
     }
 }
 
-fn response_head(code: u16, headers: Vec<(Bytes, Bytes)>) -> ResponseHead {
+fn response_head(code: u16, headers: Vec<(HeadBytes, HeadBytes)>) -> ResponseHead {
     ResponseHead {
         code,
-        status: Bytes::from_static(status_line(code)),
+        status: HeadBytes::from_static(status_line(code)),
         headers,
     }
 }
 
-fn start(code: u16, headers: Vec<(Bytes, Bytes)>, body: Bytes) -> ResponsePart {
+fn start(code: u16, headers: Vec<(HeadBytes, HeadBytes)>, body: Bytes) -> ResponsePart {
     ResponsePart::Start {
         head: response_head(code, headers),
         first: body,
@@ -309,13 +314,13 @@ fn plain(
     extra: &[(&'static [u8], &'static [u8])],
 ) -> ResponsePart {
     let mut headers = vec![(
-        Bytes::from_static(b"Content-Type"),
-        Bytes::from_static(b"text/plain; charset=utf-8"),
+        HeadBytes::from_static(b"Content-Type"),
+        HeadBytes::from_static(b"text/plain; charset=utf-8"),
     )];
     headers.extend(
         extra
             .iter()
-            .map(|(n, v)| (Bytes::from_static(n), Bytes::from_static(v))),
+            .map(|(n, v)| (HeadBytes::from_static(n), HeadBytes::from_static(v))),
     );
     start(code, headers, Bytes::from_static(reason.as_bytes()))
 }

@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use super::super::access::OwnedPeerLabel;
 use super::super::Shared;
 use crate::exchange::{BodyError, BodyStream, ConnInfo, PartReceiver, ResponsePart};
+use crate::head_bytes::HeadBytes;
 use crate::http1::{RequestError, RequestHead};
 
 /// Bytes read from a response file per DATA frame handed to hyper (h2 splits it into frames of
@@ -58,7 +59,7 @@ pub(crate) struct AccessEntry {
     pub(crate) info: ConnInfo,
     pub(crate) head: RequestHead,
     pub(crate) started: std::time::Instant,
-    pub(crate) response_headers: Vec<(Bytes, Bytes)>,
+    pub(crate) response_headers: Vec<(HeadBytes, HeadBytes)>,
 }
 
 /// A stream counted in the metrics: in flight until its response body is done, then one

@@ -1,0 +1,187 @@
+//! [`HeadBytes`]: the strings of a response head (status, header names and values) as they
+//! travel from the application thread that made them to the I/O thread that writes them.
+//!
+//! An application's header strings are nearly always the same objects on every call, so the
+//! binding remembers their encoded bytes and hands the same bytes to each response. Shared as
+//! `Bytes`, each hand-out was a reference count taken on the application thread and given
+//! back on the I/O thread: two atomic read-modify-write instructions per string (about 5 ns
+//! each on the machine of `benchmarks/`), ten per hello response. Most such strings are short
+//! (`Content-Type`, `text/plain`, `200 OK`), and a copy of a few dozen bytes costs less than
+//! the two atomics, so a string of up to [`HEAD_BYTES_INLINE`] bytes is kept in place and
+//! copied; a longer one stays shared.
+
+use std::ops::Deref;
+
+use bytes::Bytes;
+
+/// Bytes kept in place; a longer string is shared. 30 covers the common header names (the
+/// longest common one, `Access-Control-Allow-Origin`, has 27 bytes) and most short values.
+pub const HEAD_BYTES_INLINE: usize = 30;
+
+/// One string of a response head: inline up to [`HEAD_BYTES_INLINE`] bytes, else shared.
+#[derive(Clone)]
+pub struct HeadBytes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline {
+        len: u8,
+        bytes: [u8; HEAD_BYTES_INLINE],
+    },
+    Shared(Bytes),
+}
+
+impl HeadBytes {
+    /// A string of the program's own (no copy, no reference count).
+    pub const fn from_static(s: &'static [u8]) -> HeadBytes {
+        HeadBytes(Repr::Shared(Bytes::from_static(s)))
+    }
+
+    /// A copy of `s`: in place when short, else in a new shared buffer.
+    pub fn copy_from_slice(s: &[u8]) -> HeadBytes {
+        match HeadBytes::inline(s) {
+            Some(inline) => inline,
+            None => HeadBytes(Repr::Shared(Bytes::copy_from_slice(s))),
+        }
+    }
+
+    /// `v` in place when short; a longer one in a buffer whose clones are reference counts from
+    /// the start (for strings handed out many times, where `From<Vec<u8>>` would make the first
+    /// clone move it).
+    pub fn shareable(v: Vec<u8>) -> HeadBytes {
+        HeadBytes::inline(&v).unwrap_or_else(|| HeadBytes(Repr::Shared(Bytes::from_owner(v))))
+    }
+
+    /// `s` in place, if it fits.
+    fn inline(s: &[u8]) -> Option<HeadBytes> {
+        let len = u8::try_from(s.len())
+            .ok()
+            .filter(|&n| usize::from(n) <= HEAD_BYTES_INLINE)?;
+        let mut bytes = [0u8; HEAD_BYTES_INLINE];
+        bytes[..s.len()].copy_from_slice(s);
+        Some(HeadBytes(Repr::Inline { len, bytes }))
+    }
+
+    /// True when clones of this string are copies (no shared buffer behind it).
+    pub fn is_inline(&self) -> bool {
+        matches!(self.0, Repr::Inline { .. })
+    }
+}
+
+impl From<Bytes> for HeadBytes {
+    /// `b` in place when short (its buffer is then let go), else shared.
+    fn from(b: Bytes) -> HeadBytes {
+        HeadBytes::inline(&b).unwrap_or(HeadBytes(Repr::Shared(b)))
+    }
+}
+
+impl From<Vec<u8>> for HeadBytes {
+    fn from(v: Vec<u8>) -> HeadBytes {
+        HeadBytes::inline(&v).unwrap_or_else(|| HeadBytes(Repr::Shared(Bytes::from(v))))
+    }
+}
+
+impl From<String> for HeadBytes {
+    fn from(s: String) -> HeadBytes {
+        HeadBytes::from(s.into_bytes())
+    }
+}
+
+impl From<&'static str> for HeadBytes {
+    fn from(s: &'static str) -> HeadBytes {
+        HeadBytes::from_static(s.as_bytes())
+    }
+}
+
+impl From<HeadBytes> for Bytes {
+    fn from(h: HeadBytes) -> Bytes {
+        match h.0 {
+            Repr::Inline { .. } => Bytes::copy_from_slice(&h),
+            Repr::Shared(b) => b,
+        }
+    }
+}
+
+impl Deref for HeadBytes {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Shared(b) => b,
+        }
+    }
+}
+
+impl AsRef<[u8]> for HeadBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for HeadBytes {
+    fn eq(&self, other: &HeadBytes) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for HeadBytes {}
+
+impl PartialEq<[u8]> for HeadBytes {
+    fn eq(&self, other: &[u8]) -> bool {
+        **self == *other
+    }
+}
+
+impl PartialEq<&[u8]> for HeadBytes {
+    fn eq(&self, other: &&[u8]) -> bool {
+        **self == **other
+    }
+}
+
+impl<const N: usize> PartialEq<&[u8; N]> for HeadBytes {
+    fn eq(&self, other: &&[u8; N]) -> bool {
+        **self == other[..]
+    }
+}
+
+impl PartialEq<&str> for HeadBytes {
+    fn eq(&self, other: &&str) -> bool {
+        **self == *other.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for HeadBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // As `Bytes` shows itself: a byte string literal.
+        write!(f, "b\"{}\"", self.escape_ascii())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_strings_are_inline_and_long_ones_shared() {
+        let short = HeadBytes::copy_from_slice(b"Content-Type");
+        assert!(short.is_inline());
+        assert_eq!(&*short, b"Content-Type");
+        let edge = vec![b'x'; HEAD_BYTES_INLINE];
+        assert!(HeadBytes::from(edge.clone()).is_inline());
+        assert_eq!(&*HeadBytes::from(edge.clone()), &edge[..]);
+        let long = vec![b'y'; HEAD_BYTES_INLINE + 1];
+        let shared = HeadBytes::from(long.clone());
+        assert!(!shared.is_inline());
+        assert_eq!(&*shared.clone(), &long[..]);
+        assert_eq!(Bytes::from(shared), Bytes::from(long));
+        assert!(HeadBytes::from(Bytes::from_static(b"")).is_inline());
+        assert!(!HeadBytes::from_static(b"200 OK").is_inline());
+        assert_eq!(
+            HeadBytes::from("200 OK"),
+            HeadBytes::copy_from_slice(b"200 OK")
+        );
+        assert_eq!(format!("{:?}", HeadBytes::from("a\"b")), "b\"a\\\"b\"");
+    }
+}
