@@ -378,7 +378,6 @@ impl Responder {
     /// [`Responder::try_send`] through `&mut self`: the one-shot slot is reached without its
     /// lock (no atomic operation; the binding calls this under its own response lock).
     pub fn try_send_mut(&mut self, part: ResponsePart) -> Result<(), TrySendError> {
-        use tokio::sync::mpsc::error::TrySendError as E;
         if self.rest.get().is_none() {
             let slot = self
                 .first
@@ -396,13 +395,7 @@ impl Responder {
                 };
             }
         }
-        match self.rest.get() {
-            Some(tx) => tx.try_send(part).map_err(|e| match e {
-                E::Full(part) => TrySendError::Full(part),
-                E::Closed(_) => TrySendError::Gone,
-            }),
-            None => Err(TrySendError::Gone),
-        }
+        self.try_rest(part)
     }
 
     /// A handle on the channel of the parts after the first, to block on while the
@@ -429,17 +422,22 @@ impl Responder {
     /// the caller can release the GIL and call [`Responder::send`]. The first part always has
     /// room.
     pub fn try_send(&self, part: ResponsePart) -> Result<(), TrySendError> {
-        use tokio::sync::mpsc::error::TrySendError as E;
         match self.send_first(part) {
             Route::Sent => Ok(()),
             Route::Gone => Err(TrySendError::Gone),
-            Route::Rest(part) => match self.rest.get() {
-                Some(tx) => tx.try_send(part).map_err(|e| match e {
-                    E::Full(part) => TrySendError::Full(part),
-                    E::Closed(_) => TrySendError::Gone,
-                }),
-                None => Err(TrySendError::Gone),
-            },
+            Route::Rest(part) => self.try_rest(part),
+        }
+    }
+
+    /// A part after the first, into the channel if it has room.
+    fn try_rest(&self, part: ResponsePart) -> Result<(), TrySendError> {
+        use tokio::sync::mpsc::error::TrySendError as E;
+        match self.rest.get() {
+            Some(tx) => tx.try_send(part).map_err(|e| match e {
+                E::Full(part) => TrySendError::Full(part),
+                E::Closed(_) => TrySendError::Gone,
+            }),
+            None => Err(TrySendError::Gone),
         }
     }
 
@@ -869,6 +867,50 @@ mod tests {
         assert_eq!(show(rt.block_on(rx.recv())), "end");
         drop(responder);
         assert_eq!(show(rt.block_on(rx.recv())), "none");
+    }
+
+    #[test]
+    fn the_lock_free_path_sends_alike_and_waits_on_a_part_sender() {
+        let rt = rt();
+        // One part: through the slot, nothing after it.
+        let (mut responder, mut rx) = Responder::channel();
+        assert!(responder.part_sender().is_none());
+        responder.try_send_mut(start(true)).unwrap();
+        assert!(responder.part_sender().is_none(), "no channel for one part");
+        assert_eq!(show(rt.block_on(rx.recv())), "start end=true");
+        assert_eq!(show(rt.block_on(rx.recv())), "none");
+        assert!(matches!(
+            responder.try_send_mut(ResponsePart::End),
+            Err(TrySendError::Gone)
+        ));
+
+        // Many parts: the channel fills, then a part sender waits for room apart from it.
+        let (mut responder, mut rx) = Responder::channel();
+        responder.try_send_mut(start(false)).unwrap();
+        for i in 0..RESPONSE_CHANNEL_PARTS {
+            responder.try_send_mut(body(i)).unwrap();
+        }
+        let Err(TrySendError::Full(part)) = responder.try_send_mut(body(99)) else {
+            panic!("a full channel must give the part back");
+        };
+        let waiter = responder.part_sender().unwrap();
+        let blocked = std::thread::spawn(move || waiter.send(part));
+        assert_eq!(show(rt.block_on(rx.recv())), "start end=false");
+        for i in 0..RESPONSE_CHANNEL_PARTS {
+            assert_eq!(show(rt.block_on(rx.recv())), i.to_string());
+        }
+        assert_eq!(blocked.join().unwrap(), Ok(()));
+        assert_eq!(show(rt.block_on(rx.recv())), "99");
+        responder.try_send_mut(ResponsePart::End).unwrap();
+        assert_eq!(show(rt.block_on(rx.recv())), "end");
+
+        // The connection gone: refused.
+        let (mut responder, rx) = Responder::channel();
+        drop(rx);
+        assert!(matches!(
+            responder.try_send_mut(start(false)),
+            Err(TrySendError::Gone)
+        ));
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub(crate) fn serve(
                 let line = request.head.line();
                 log_exception(py, &e, &format!("cannot create start_response for {line}"));
                 sender.fail(py);
+                if let Some(recycler) = recycler {
+                    recycler.request_done();
+                }
                 continue;
             }
         };
@@ -181,6 +184,6 @@ fn serve_one(
             sender.fail(py);
         }
     }
-    // Nothing else holds them once the app let go of the environ: the next request reuses them.
+    // Nothing else holds it once the app let go of the environ: the next request reuses it.
     spares.keep_input(input, bodiless);
 }
