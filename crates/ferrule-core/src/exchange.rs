@@ -333,69 +333,60 @@ impl Responder {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sends `part` through the one-shot slot if it is the first; a first part that does not
-    /// end the response creates the channel for the rest and hands its receiver over with it.
+    /// Sends `part` through the one-shot slot if it is the first (see [`Responder::through_slot`]).
     fn send_first(&self, part: ResponsePart) -> Route {
         if self.rest.get().is_some() {
             return Route::Rest(part);
         }
-        let mut slot = self.slot();
-        let Some(tx) = slot.take() else {
-            // Another call took the slot first; it set `rest` (if the response goes on)
-            // before releasing the lock we now hold.
-            return Route::Rest(part);
-        };
-        let (route, rest) = Responder::first_through(tx, part);
-        if let Some(rest) = rest {
-            // Under the lock, so no other call can have set it.
-            let _ = self.rest.set(rest);
-        }
-        route
+        Responder::through_slot(&mut self.slot(), &self.rest, part)
     }
 
-    /// Sends the first part through the one-shot slot `tx`; a part that does not end the
-    /// response brings the receiver of a new channel for the rest, whose sender is returned.
-    fn first_through(
-        tx: oneshot::Sender<FirstPart>,
+    /// Sends `part` through the one-shot `slot` if it is still there; a first part that does
+    /// not end the response creates the channel for the rest, hands its receiver over with it
+    /// and sets `rest`. Another call that took the slot first set `rest` (if the response goes
+    /// on) before letting go of the slot: the part then goes there.
+    fn through_slot(
+        slot: &mut Option<oneshot::Sender<FirstPart>>,
+        rest: &OnceLock<mpsc::Sender<ResponsePart>>,
         part: ResponsePart,
-    ) -> (Route, Option<mpsc::Sender<ResponsePart>>) {
+    ) -> Route {
+        let Some(tx) = slot.take() else {
+            return Route::Rest(part);
+        };
         if part.ends_response() {
             return match tx.send(FirstPart { part, rest: None }) {
-                Ok(()) => (Route::Sent, None),
-                Err(_) => (Route::Gone, None),
+                Ok(()) => Route::Sent,
+                Err(_) => Route::Gone,
             };
         }
         let (rest_tx, rest_rx) = mpsc::channel(RESPONSE_CHANNEL_PARTS);
-        match tx.send(FirstPart {
-            part,
-            rest: Some(rest_rx),
-        }) {
-            Ok(()) => (Route::Sent, Some(rest_tx)),
-            Err(_) => (Route::Gone, None),
+        if tx
+            .send(FirstPart {
+                part,
+                rest: Some(rest_rx),
+            })
+            .is_err()
+        {
+            return Route::Gone;
         }
+        // Whoever holds the slot (its lock, or `&mut`) is the only one setting it.
+        let _ = rest.set(rest_tx);
+        Route::Sent
     }
 
     /// [`Responder::try_send`] through `&mut self`: the one-shot slot is reached without its
     /// lock (no atomic operation; the binding calls this under its own response lock).
     pub fn try_send_mut(&mut self, part: ResponsePart) -> Result<(), TrySendError> {
-        if self.rest.get().is_none() {
+        let route = if self.rest.get().is_some() {
+            Route::Rest(part)
+        } else {
             let slot = self
                 .first
                 .get_mut()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some(tx) = slot.take() {
-                return match Responder::first_through(tx, part) {
-                    (Route::Sent, rest) => {
-                        if let Some(rest) = rest {
-                            let _ = self.rest.set(rest);
-                        }
-                        Ok(())
-                    }
-                    _ => Err(TrySendError::Gone),
-                };
-            }
-        }
-        self.try_rest(part)
+            Responder::through_slot(slot, &self.rest, part)
+        };
+        self.routed(route)
     }
 
     /// A handle on the channel of the parts after the first, to block on while the
@@ -422,22 +413,23 @@ impl Responder {
     /// the caller can release the GIL and call [`Responder::send`]. The first part always has
     /// room.
     pub fn try_send(&self, part: ResponsePart) -> Result<(), TrySendError> {
-        match self.send_first(part) {
-            Route::Sent => Ok(()),
-            Route::Gone => Err(TrySendError::Gone),
-            Route::Rest(part) => self.try_rest(part),
-        }
+        self.routed(self.send_first(part))
     }
 
-    /// A part after the first, into the channel if it has room.
-    fn try_rest(&self, part: ResponsePart) -> Result<(), TrySendError> {
+    /// Where a part [`Responder::through_slot`] did not send goes: into the channel if it has
+    /// room.
+    fn routed(&self, route: Route) -> Result<(), TrySendError> {
         use tokio::sync::mpsc::error::TrySendError as E;
-        match self.rest.get() {
-            Some(tx) => tx.try_send(part).map_err(|e| match e {
-                E::Full(part) => TrySendError::Full(part),
-                E::Closed(_) => TrySendError::Gone,
-            }),
-            None => Err(TrySendError::Gone),
+        match route {
+            Route::Sent => Ok(()),
+            Route::Gone => Err(TrySendError::Gone),
+            Route::Rest(part) => match self.rest.get() {
+                Some(tx) => tx.try_send(part).map_err(|e| match e {
+                    E::Full(part) => TrySendError::Full(part),
+                    E::Closed(_) => TrySendError::Gone,
+                }),
+                None => Err(TrySendError::Gone),
+            },
         }
     }
 

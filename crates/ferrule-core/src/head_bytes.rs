@@ -87,21 +87,6 @@ impl From<String> for HeadBytes {
     }
 }
 
-impl From<&'static str> for HeadBytes {
-    fn from(s: &'static str) -> HeadBytes {
-        HeadBytes::from_static(s.as_bytes())
-    }
-}
-
-impl From<HeadBytes> for Bytes {
-    fn from(h: HeadBytes) -> Bytes {
-        match h.0 {
-            Repr::Inline { .. } => Bytes::copy_from_slice(&h),
-            Repr::Shared(b) => b,
-        }
-    }
-}
-
 impl Deref for HeadBytes {
     type Target = [u8];
 
@@ -114,12 +99,6 @@ impl Deref for HeadBytes {
     }
 }
 
-impl AsRef<[u8]> for HeadBytes {
-    fn as_ref(&self) -> &[u8] {
-        self
-    }
-}
-
 impl PartialEq for HeadBytes {
     fn eq(&self, other: &HeadBytes) -> bool {
         **self == **other
@@ -127,30 +106,6 @@ impl PartialEq for HeadBytes {
 }
 
 impl Eq for HeadBytes {}
-
-impl PartialEq<[u8]> for HeadBytes {
-    fn eq(&self, other: &[u8]) -> bool {
-        **self == *other
-    }
-}
-
-impl PartialEq<&[u8]> for HeadBytes {
-    fn eq(&self, other: &&[u8]) -> bool {
-        **self == **other
-    }
-}
-
-impl<const N: usize> PartialEq<&[u8; N]> for HeadBytes {
-    fn eq(&self, other: &&[u8; N]) -> bool {
-        **self == other[..]
-    }
-}
-
-impl PartialEq<&str> for HeadBytes {
-    fn eq(&self, other: &&str) -> bool {
-        **self == *other.as_bytes()
-    }
-}
 
 impl std::fmt::Debug for HeadBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -175,13 +130,15 @@ mod tests {
         let shared = HeadBytes::from(long.clone());
         assert!(!shared.is_inline());
         assert_eq!(&*shared.clone(), &long[..]);
-        assert_eq!(Bytes::from(shared), Bytes::from(long));
         assert!(HeadBytes::from(Bytes::from_static(b"")).is_inline());
         assert!(!HeadBytes::from_static(b"200 OK").is_inline());
         assert_eq!(
-            HeadBytes::from("200 OK"),
+            HeadBytes::from_static(b"200 OK"),
             HeadBytes::copy_from_slice(b"200 OK")
         );
-        assert_eq!(format!("{:?}", HeadBytes::from("a\"b")), "b\"a\\\"b\"");
+        assert_eq!(
+            format!("{:?}", HeadBytes::from_static(b"a\"b")),
+            "b\"a\\\"b\""
+        );
     }
 }

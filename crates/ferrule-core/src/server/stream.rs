@@ -160,23 +160,11 @@ impl Stream {
             Stream::Unix(s) => s.as_raw_fd(),
             Stream::Tls(_) => return true,
         };
-        let mut byte = 0u8;
-        // SAFETY: `fd` is this stream's open socket for the whole call; the buffer is one
-        // valid, writable byte.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                (&raw mut byte).cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        match n {
-            0 => false,
-            n if n > 0 => true,
+        match sys::peek(fd) {
+            Ok(n) => n > 0,
             // An error other than "nothing yet" (a reset): what lingering would meet; say yes
             // and let the drain find out.
-            _ => io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock,
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
         }
     }
 

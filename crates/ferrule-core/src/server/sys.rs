@@ -1,5 +1,6 @@
-//! The socket system calls of a request's path (`recv`, `send`, `writev`), made directly with
-//! `syscall(2)` instead of through glibc's wrappers of the same names.
+//! The socket system calls of a request's path (`recv`, `send`, `writev`, and the peek before a
+//! close), made directly with `syscall(2)` instead of through glibc's wrappers of the same
+//! names.
 //!
 //! POSIX makes `recv`, `send` and `writev` cancellation points, so in a process with more than
 //! one thread glibc's wrappers switch the thread to asynchronous cancellation around the call
@@ -46,6 +47,25 @@ pub(crate) fn recv(fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
     // SAFETY: the kernel initialised the first `n` spare bytes (n <= spare.len()).
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
+}
+
+/// `recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT)`: 1 when a byte waits, 0 at end of stream,
+/// `WouldBlock` when nothing has arrived; the byte stays in the socket.
+pub(crate) fn peek(fd: RawFd) -> io::Result<usize> {
+    let mut byte = 0u8;
+    // SAFETY: the buffer is one valid, writable byte for the whole call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd,
+            &raw mut byte,
+            1usize,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    };
+    counted(ret)
 }
 
 /// `send(fd, buf, len, MSG_NOSIGNAL)`.
@@ -100,11 +120,24 @@ mod tests {
         buf.extend_from_slice(b">");
         assert_eq!(recv(b.as_raw_fd(), &mut buf).unwrap(), 9);
         assert_eq!(&buf[..], b">head,body");
+        // A peek sees a waiting byte and leaves it there.
+        assert_eq!(send(a.as_raw_fd(), b"!").unwrap(), 1);
+        assert_eq!(peek(b.as_raw_fd()).unwrap(), 1);
+        assert_eq!(recv(b.as_raw_fd(), &mut buf).unwrap(), 1);
+        assert_eq!(&buf[..], b">head,body!");
 
         // Nothing to read on a non-blocking socket: EAGAIN, as the wrappers report it.
         b.set_nonblocking(true).unwrap();
         let e = recv(b.as_raw_fd(), &mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(
+            peek(b.as_raw_fd()).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        // The peer's end of stream: 0.
+        let (c, d) = UnixStream::pair().unwrap();
+        drop(c);
+        assert_eq!(peek(d.as_raw_fd()).unwrap(), 0);
         // The peer gone: EPIPE, with no SIGPIPE raised (MSG_NOSIGNAL).
         drop(b);
         let e = send(a.as_raw_fd(), b"x").unwrap_err();
