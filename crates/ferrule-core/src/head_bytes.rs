@@ -14,6 +14,8 @@ use std::ops::Deref;
 
 use bytes::Bytes;
 
+use crate::short_bytes::InlineBytes;
+
 /// Bytes kept in place; a longer string is shared. 30 covers the common header names (the
 /// longest common one, `Access-Control-Allow-Origin`, has 27 bytes) and most short values.
 pub const HEAD_BYTES_INLINE: usize = 30;
@@ -24,10 +26,7 @@ pub struct HeadBytes(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Inline {
-        len: u8,
-        bytes: [u8; HEAD_BYTES_INLINE],
-    },
+    Inline(InlineBytes<HEAD_BYTES_INLINE>),
     Shared(Bytes),
 }
 
@@ -54,17 +53,16 @@ impl HeadBytes {
 
     /// `s` in place, if it fits.
     fn inline(s: &[u8]) -> Option<HeadBytes> {
-        let len = u8::try_from(s.len())
-            .ok()
-            .filter(|&n| usize::from(n) <= HEAD_BYTES_INLINE)?;
-        let mut bytes = [0u8; HEAD_BYTES_INLINE];
-        bytes[..s.len()].copy_from_slice(s);
-        Some(HeadBytes(Repr::Inline { len, bytes }))
+        InlineBytes::<HEAD_BYTES_INLINE>::fits(s.len()).then(|| {
+            HeadBytes(Repr::Inline(InlineBytes::filled(s.len(), |out| {
+                out.copy_from_slice(s)
+            })))
+        })
     }
 
     /// True when clones of this string are copies (no shared buffer behind it).
     pub fn is_inline(&self) -> bool {
-        matches!(self.0, Repr::Inline { .. })
+        matches!(self.0, Repr::Inline(_))
     }
 }
 
@@ -93,7 +91,7 @@ impl Deref for HeadBytes {
     #[inline]
     fn deref(&self) -> &[u8] {
         match &self.0 {
-            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Inline(inline) => inline,
             Repr::Shared(b) => b,
         }
     }

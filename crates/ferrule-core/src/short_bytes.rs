@@ -1,4 +1,5 @@
-//! Short owned byte strings (environ keys) kept inline, and an inline compare for short slices.
+//! Short owned byte strings (environ keys) kept inline, the inline storage itself
+//! ([`InlineBytes`], also behind `head_bytes::HeadBytes`), and an inline compare for short slices.
 //!
 //! A request's `HTTP_*` keys are built per header (`HTTP_` + the transformed field name), and
 //! each used to be its own heap allocation, freed once the environ was built: a dozen per
@@ -21,10 +22,7 @@ pub struct ShortBytes(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Inline {
-        len: u8,
-        bytes: [u8; SHORT_BYTES_INLINE],
-    },
+    Inline(InlineBytes<SHORT_BYTES_INLINE>),
     Heap(Box<[u8]>),
 }
 
@@ -36,18 +34,12 @@ impl ShortBytes {
 
     /// A string of `len` bytes written by `fill` (which gets exactly `len` bytes, zeroed).
     pub fn filled(len: usize, fill: impl FnOnce(&mut [u8])) -> ShortBytes {
-        match u8::try_from(len) {
-            Ok(short) if len <= SHORT_BYTES_INLINE => {
-                let mut bytes = [0u8; SHORT_BYTES_INLINE];
-                fill(&mut bytes[..len]);
-                ShortBytes(Repr::Inline { len: short, bytes })
-            }
-            _ => {
-                let mut heap = vec![0u8; len].into_boxed_slice();
-                fill(&mut heap);
-                ShortBytes(Repr::Heap(heap))
-            }
+        if InlineBytes::<SHORT_BYTES_INLINE>::fits(len) {
+            return ShortBytes(Repr::Inline(InlineBytes::filled(len, fill)));
         }
+        let mut heap = vec![0u8; len].into_boxed_slice();
+        fill(&mut heap);
+        ShortBytes(Repr::Heap(heap))
     }
 }
 
@@ -57,9 +49,55 @@ impl Deref for ShortBytes {
     #[inline]
     fn deref(&self) -> &[u8] {
         match &self.0 {
-            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Inline(inline) => inline,
             Repr::Heap(heap) => heap,
         }
+    }
+}
+
+/// Up to `N` bytes (at most 255) kept in place: the short form of [`ShortBytes`] and of
+/// `head_bytes::HeadBytes`.
+#[derive(Clone)]
+pub struct InlineBytes<const N: usize> {
+    len: u8,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> InlineBytes<N> {
+    /// Whether `len` bytes fit in place.
+    #[inline]
+    pub fn fits(len: usize) -> bool {
+        len <= N && len <= usize::from(u8::MAX)
+    }
+
+    /// `len` bytes written by `fill` (which gets exactly `len` bytes, zeroed). `len` must
+    /// [`fit`](InlineBytes::fits); a longer one is cut to what fits.
+    #[inline]
+    pub fn filled(len: usize, fill: impl FnOnce(&mut [u8])) -> InlineBytes<N> {
+        debug_assert!(InlineBytes::<N>::fits(len));
+        let len = len.min(N).min(usize::from(u8::MAX));
+        let mut bytes = [0u8; N];
+        fill(&mut bytes[..len]);
+        // At most u8::MAX (above).
+        InlineBytes {
+            len: len as u8,
+            bytes,
+        }
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for InlineBytes<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
+impl<const N: usize> Deref for InlineBytes<N> {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
     }
 }
 
